@@ -1,0 +1,215 @@
+#include "child.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "corral/log.h"
+#include "http_conn.h"
+
+/* Set from signal handlers: the only process state outside the server
+ * object, because a handler can reach nothing else safely. */
+static volatile sig_atomic_t cr_stop_now;
+static volatile sig_atomic_t cr_stop_graceful;
+
+static void cr_on_stop_signal(int sig)
+{
+    (void)sig;
+    cr_stop_now = 1;
+}
+
+static void cr_on_graceful_signal(int sig)
+{
+    (void)sig;
+    cr_stop_graceful = 1;
+}
+
+bool cr_child_stopping(const cr_child *child)
+{
+    (void)child;
+    return cr_stop_now || cr_stop_graceful;
+}
+
+bool cr_child_stopping_now(const cr_child *child)
+{
+    (void)child;
+    return cr_stop_now;
+}
+
+bool cr_child_recycle_due(const cr_child *child)
+{
+    long limit = child->gen->cfg.limits.requests_per_child;
+
+    return limit > 0 && atomic_load(&child->requests) >= (unsigned long)limit;
+}
+
+int cr_child_threads(const cr_child *child)
+{
+    return child->gen->policy.threads_per_child;
+}
+
+void cr_child_count_request(cr_child *child)
+{
+    atomic_fetch_add(&child->requests, 1);
+}
+
+void cr_child_set_state(cr_child *child, int thread, cr_slot_state state)
+{
+    cr_worker_score *w = cr_scoreboard_worker(&child->srv->sb, (uint32_t)child->slot,
+                                              (uint32_t)thread);
+
+    w->state = (char)state;
+}
+
+static int cr_child_signals(cr_child *child)
+{
+    struct sigaction sa;
+    sigset_t stop;
+
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: a stop must interrupt the wait it arrives in. */
+    sa.sa_handler = cr_on_stop_signal;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
+        sigaction(SIGHUP, &sa, NULL) != 0)
+        return -1;
+    sa.sa_handler = cr_on_graceful_signal;
+    if (sigaction(SIGUSR1, &sa, NULL) != 0 || sigaction(SIGWINCH, &sa, NULL) != 0)
+        return -1;
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) != 0)
+        return -1;
+    sa.sa_handler = SIG_DFL;
+    if (sigaction(SIGCHLD, &sa, NULL) != 0)
+        return -1;
+
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    sigaddset(&stop, SIGUSR1);
+    sigaddset(&stop, SIGWINCH);
+    if (pthread_sigmask(SIG_BLOCK, &stop, &child->wait_mask) != 0)
+        return -1;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(&stop, sig) == 1)
+            sigdelset(&child->wait_mask, sig);
+    return 0;
+}
+
+static int cr_child_listen(cr_child *child)
+{
+    const cr_listeners *ls = &child->srv->listeners;
+
+    child->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (child->epfd < 0)
+        return -1;
+    for (size_t i = 0; i < ls->count; i++) {
+        /* EPOLLEXCLUSIVE wakes one waiting child per connection, not all. */
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = (uint32_t)i };
+
+        if (epoll_ctl(child->epfd, EPOLL_CTL_ADD, ls->items[i].fd, &ev) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int cr_child_wait(cr_child *child, int fd, short events, int timeout_ms)
+{
+    struct pollfd p = { .fd = fd, .events = events };
+    struct timespec ts, *tsp = NULL;
+    int n;
+
+    if (cr_stop_now)
+        return CR_AGAIN;
+    if (timeout_ms >= 0) {
+        ts.tv_sec = timeout_ms / 1000;
+        ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+        tsp = &ts;
+    }
+    n = ppoll(&p, 1, tsp, &child->wait_mask);
+    if (n < 0)
+        return errno == EINTR ? CR_AGAIN : CR_ERROR;
+    return n > 0 ? 1 : 0;
+}
+
+static void cr_accept_failed(cr_child *child, int err)
+{
+    struct timespec pause = { 0, 100 * 1000000L };
+
+    if (err == EAGAIN || err == EINTR || err == ECONNABORTED || err == EPROTO)
+        return;
+    cr_log_errno(CR_LOG_ERROR, err, "accept");
+    /* Out of descriptors or memory: back off instead of spinning on a
+     * listener that stays readable. */
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+        ppoll(NULL, 0, &pause, &child->wait_mask);
+}
+
+int cr_child_accept(cr_child *child)
+{
+    struct epoll_event ev;
+    int n, fd, one = 1;
+    const cr_listener *l;
+
+    if (cr_child_stopping(child))
+        return -1;
+    n = epoll_pwait(child->epfd, &ev, 1, -1, &child->wait_mask);
+    if (n <= 0) {
+        if (n < 0 && errno != EINTR)
+            cr_log_errno(CR_LOG_ERROR, errno, "epoll_pwait on listeners");
+        return -1;
+    }
+    l = &child->srv->listeners.items[ev.data.u32];
+    fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        cr_accept_failed(child, errno);
+        return -1;
+    }
+    if (strncmp(l->name, "unix:", 5) != 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+void cr_child_serve_blocking(cr_child *child, int thread, int fd)
+{
+    cr_http_serve_blocking(child, thread, fd);
+}
+
+static void cr_child_modules(cr_generation *g, bool init)
+{
+    for (size_t i = 0; i < g->nmodules; i++) {
+        const cr_module *m = g->modules[i].module;
+
+        if (init && m->child_init != NULL)
+            m->child_init();
+        if (!init && m->child_exit != NULL)
+            m->child_exit();
+    }
+}
+
+int cr_child_run(cr_server *srv, int slot)
+{
+    cr_child child = { .srv = srv, .gen = srv->gen, .slot = slot, .epfd = -1 };
+    int status;
+
+    /* A child whose master died must not serve on alone. */
+    if (!srv->single_process && prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+        cr_log_errno(CR_LOG_WARN, errno, "prctl(PR_SET_PDEATHSIG)");
+    if (cr_child_signals(&child) != 0 || cr_child_listen(&child) != 0) {
+        cr_log_errno(CR_LOG_CRIT, errno, "child setup");
+        return 1;
+    }
+    cr_child_modules(child.gen, true);
+    status = child.gen->mpm->child_main(&child);
+    cr_child_modules(child.gen, false);
+    close(child.epfd);
+    return status;
+}

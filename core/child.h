@@ -1,0 +1,37 @@
+/* A child process from the core's side: its scoreboard slot, the signals
+ * that ask it to stop, and the waits every MPM uses. Stop requests arrive
+ * as signals that stay blocked except inside ppoll/epoll_pwait, so a wait
+ * can never miss one. */
+#ifndef CR_CHILD_H
+#define CR_CHILD_H
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "corral/mpm.h"
+#include "server.h"
+
+struct cr_child {
+    cr_server *srv;
+    cr_generation *gen;
+    int slot;   /* process slot in the scoreboard */
+    int epfd;   /* the listeners, for cr_child_accept */
+    sigset_t wait_mask; /* the mask while waiting: stop signals let through */
+    atomic_ulong requests;
+};
+
+/* Prepares the current process as child `slot` (signals, listeners,
+ * modules' child_init) and runs the MPM's child_main. Returns the exit
+ * status. */
+int cr_child_run(cr_server *srv, int slot);
+
+/* Waits until fd has one of events or timeout_ms passed (-1: forever).
+ * Returns 1 ready, 0 timed out, CR_AGAIN when a stop signal arrived (check
+ * cr_child_stopping), CR_ERROR on failure (errno set). */
+int cr_child_wait(cr_child *child, int fd, short events, int timeout_ms);
+
+/* Counts a served request for requests_per_child. */
+void cr_child_count_request(cr_child *child);
+
+#endif

@@ -1,0 +1,259 @@
+#include "loader.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "corral/log.h"
+
+#define CR_SEARCH_DIRS 4
+
+/* Where shared objects are looked for, in order: the config's module_path,
+ * the build tree beside an uninstalled binary, the installed folder. */
+static size_t cr_search_dirs(const char *exe_dir, const char *module_path,
+                             char dirs[CR_SEARCH_DIRS][4096])
+{
+    size_t n = 0;
+
+    if (module_path != NULL)
+        snprintf(dirs[n++], 4096, "%s", module_path);
+    if (exe_dir != NULL) {
+        snprintf(dirs[n++], 4096, "%s/modules", exe_dir);
+        snprintf(dirs[n++], 4096, "%s/mpm", exe_dir);
+    }
+    snprintf(dirs[n++], 4096, "%s", CR_MODULE_DIR);
+    return n;
+}
+
+static char *cr_find_object(const char *exe_dir, const char *module_path, const char *file,
+                            char *searched, size_t searchedlen)
+{
+    char dirs[CR_SEARCH_DIRS][4096];
+    size_t n = cr_search_dirs(exe_dir, module_path, dirs), used = 0;
+    char path[4200];
+
+    searched[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dirs[i], file);
+        if (access(path, R_OK) == 0)
+            return strdup(path);
+        used += (size_t)snprintf(searched + used, used < searchedlen ? searchedlen - used : 0,
+                                 "%s%s", i ? ", " : "", dirs[i]);
+    }
+    return NULL;
+}
+
+/* dlopen + dlsym of `symbol`; err holds the loader's message on failure. */
+static void *cr_open_object(const char *path, const char *symbol, void **dl, char *err,
+                            size_t errlen)
+{
+    void *sym;
+
+    *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (*dl == NULL) {
+        snprintf(err, errlen, "%s", dlerror());
+        return NULL;
+    }
+    sym = dlsym(*dl, symbol);
+    if (sym == NULL) {
+        snprintf(err, errlen, "%s: no symbol %s (not a corral shared object?)", path, symbol);
+        dlclose(*dl);
+        *dl = NULL;
+    }
+    return sym;
+}
+
+static int cr_load_mpm(cr_generation *g, const char *exe_dir, char *err, size_t errlen)
+{
+    const config_setting_t *where = config_lookup(&g->cfg.doc, "mpm");
+    char file[256], searched[8192], why[1024];
+    const cr_mpm *mpm;
+
+    snprintf(file, sizeof(file), "mpm_%s.so", g->cfg.mpm);
+    g->mpm_file = cr_find_object(exe_dir, g->cfg.module_path, file, searched, sizeof(searched));
+    if (g->mpm_file == NULL) {
+        snprintf(why, sizeof(why), "MPM '%s': %s not found in %.600s", g->cfg.mpm, file,
+                 searched);
+        goto fail;
+    }
+    mpm = cr_open_object(g->mpm_file, "cr_mpm_entry", &g->mpm_dl, why, sizeof(why));
+    if (mpm == NULL)
+        goto fail;
+    if (mpm->magic != CR_MPM_MAGIC || mpm->abi != CR_MPM_ABI) {
+        snprintf(why, sizeof(why), "MPM '%s' (%s) was built for MPM ABI %u, this corral has %u",
+                 g->cfg.mpm, g->mpm_file, mpm->magic == CR_MPM_MAGIC ? mpm->abi : 0, CR_MPM_ABI);
+        goto fail;
+    }
+    g->mpm = mpm;
+    return 0;
+fail:
+    if (where != NULL)
+        cr_config_error(where, err, errlen, "%s", why);
+    else
+        snprintf(err, errlen, "%s", why);
+    return -1;
+}
+
+static int cr_configure_mpm(cr_generation *g, char *err, size_t errlen)
+{
+    char group[128];
+
+    snprintf(group, sizeof(group), "mpm_%s", g->cfg.mpm);
+    memset(&g->policy, 0, sizeof(g->policy));
+    if (g->mpm->configure(cr_config_group(&g->cfg, group), &g->policy, err, errlen) != CR_OK)
+        return -1;
+    if (g->policy.threads_per_child < 1 || g->policy.max_processes < 1) {
+        snprintf(err, errlen, "MPM '%s' asked for no processes or threads", g->cfg.mpm);
+        return -1;
+    }
+    return 0;
+}
+
+static int cr_load_module(cr_generation *g, size_t i, const char *exe_dir, char *err,
+                          size_t errlen)
+{
+    const config_setting_t *where = config_lookup(&g->cfg.doc, "modules");
+    cr_module_ref *ref = &g->modules[i];
+    char file[256], searched[8192], why[1024], group[128];
+    const cr_module *m;
+
+    ref->name = strdup(g->cfg.modules[i]);
+    snprintf(file, sizeof(file), "mod_%s.so", ref->name);
+    ref->file = cr_find_object(exe_dir, g->cfg.module_path, file, searched, sizeof(searched));
+    if (ref->file == NULL) {
+        snprintf(why, sizeof(why), "module '%s': %s not found in %.600s", ref->name, file,
+                 searched);
+        goto fail;
+    }
+    m = cr_open_object(ref->file, "cr_module_entry", &ref->dl, why, sizeof(why));
+    if (m == NULL)
+        goto fail;
+    if (m->magic != CR_MODULE_MAGIC || m->abi != CR_MODULE_ABI) {
+        snprintf(why, sizeof(why), "module '%s' (%s) was built for module ABI %u, this corral has %u",
+                 ref->name, ref->file, m->magic == CR_MODULE_MAGIC ? m->abi : 0, CR_MODULE_ABI);
+        goto fail;
+    }
+    ref->module = m;
+    snprintf(group, sizeof(group), "mod_%s", ref->name);
+    if (m->init != NULL &&
+        m->init(cr_config_group(&g->cfg, group), g->cfg.dir, err, errlen) != CR_OK)
+        return -1;
+    return 0;
+fail:
+    if (where != NULL)
+        cr_config_error(where, err, errlen, "%s", why);
+    else
+        snprintf(err, errlen, "%s", why);
+    return -1;
+}
+
+static const cr_module *cr_generation_module(const cr_generation *g, const char *name)
+{
+    for (size_t i = 0; i < g->nmodules; i++)
+        if (g->modules[i].module != NULL && strcmp(g->modules[i].name, name) == 0)
+            return g->modules[i].module;
+    return NULL;
+}
+
+static int cr_build_routes(cr_generation *g, char *err, size_t errlen)
+{
+    g->router.routes = calloc(g->cfg.nroutes ? g->cfg.nroutes : 1, sizeof(cr_route));
+    if (g->router.routes == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < g->cfg.nroutes; i++) {
+        const cr_route_conf *rc = &g->cfg.routes[i];
+        cr_route *r = &g->router.routes[i];
+        cr_route_ctx ctx = { .settings = rc->settings, .config_dir = g->cfg.dir, .err = err,
+                             .errlen = errlen };
+
+        r->path = (cr_str){ rc->path, strlen(rc->path) };
+        r->host = rc->host;
+        r->module = cr_generation_module(g, rc->module);
+        g->router.nroutes = i + 1;
+        if (r->module == NULL) {
+            cr_config_error(rc->settings, err, errlen, "module '%s' is not loaded", rc->module);
+            return -1;
+        }
+        if (r->module->route_init != NULL && r->module->route_init(&ctx) != CR_OK)
+            return -1;
+        r->route_data = ctx.route_data;
+    }
+    return 0;
+}
+
+int cr_generation_load(cr_generation *g, const char *exe_dir, const char *file,
+                       char *const *overrides, size_t noverrides, char *err, size_t errlen)
+{
+    memset(g, 0, sizeof(*g));
+    if (cr_config_load(&g->cfg, file, overrides, noverrides, err, errlen) != 0)
+        return -1;
+    if (cr_load_mpm(g, exe_dir, err, errlen) != 0 || cr_configure_mpm(g, err, errlen) != 0)
+        goto fail;
+    g->modules = calloc(g->cfg.nmodules ? g->cfg.nmodules : 1, sizeof(*g->modules));
+    if (g->modules == NULL)
+        goto fail;
+    g->nmodules = g->cfg.nmodules;
+    for (size_t i = 0; i < g->nmodules; i++)
+        if (cr_load_module(g, i, exe_dir, err, errlen) != 0)
+            goto fail;
+    if (cr_build_routes(g, err, errlen) != 0)
+        goto fail;
+    return 0;
+fail:
+    cr_generation_free(g);
+    return -1;
+}
+
+void cr_generation_free(cr_generation *g)
+{
+    for (size_t i = 0; i < g->nmodules; i++) {
+        if (g->modules[i].dl != NULL)
+            dlclose(g->modules[i].dl);
+        free(g->modules[i].name);
+        free(g->modules[i].file);
+    }
+    free(g->modules);
+    free(g->router.routes);
+    if (g->mpm_dl != NULL)
+        dlclose(g->mpm_dl);
+    free(g->mpm_file);
+    cr_config_free(&g->cfg);
+    memset(g, 0, sizeof(*g));
+}
+
+static void cr_list_dir_mpms(FILE *out, const char *dir, char *seen, size_t seenlen)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        char name[256];
+
+        if (len < 8 || strncmp(e->d_name, "mpm_", 4) != 0 || strcmp(e->d_name + len - 3, ".so"))
+            continue;
+        snprintf(name, sizeof(name), " %.*s ", (int)(len - 7), e->d_name + 4);
+        if (strstr(seen, name) != NULL)
+            continue;
+        strncat(seen, name, seenlen - strlen(seen) - 1);
+        fprintf(out, "  %.*s (%s/%s)\n", (int)(len - 7), e->d_name + 4, dir, e->d_name);
+    }
+    closedir(d);
+}
+
+void cr_loader_list_mpms(FILE *out, const char *exe_dir, const char *module_path)
+{
+    char dirs[CR_SEARCH_DIRS][4096];
+    char seen[4096] = "";
+    size_t n = cr_search_dirs(exe_dir, module_path, dirs);
+
+    for (size_t i = 0; i < n; i++)
+        cr_list_dir_mpms(out, dirs[i], seen, sizeof(seen));
+}

@@ -1,0 +1,658 @@
+#include "master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "access_log.h"
+#include "child.h"
+#include "corral/corral.h"
+#include "error_log.h"
+#include "loader.h"
+
+#define CR_MAX_SPAWN_RATE 32
+#define CR_STOP_TERM_AGAIN_MS 3000
+#define CR_STOP_KILL_MS 8000
+#define CR_RESPAWN_MAX_DELAY_MS 10000
+#define CR_FAST_DEATH_MS 2000
+
+typedef struct cr_master {
+    cr_server *srv;
+    const cr_options *opt;
+    sigset_t signals;     /* handled synchronously with sigtimedwait */
+    int spawn_rate;       /* children forked per tick while short of spares */
+    int respawns;         /* children owed for ones that died unasked */
+    long long respawn_at; /* not before this time (ms), after fast deaths */
+    int fast_deaths;      /* consecutive children that died soon after start */
+    int ready_fd;         /* daemonizing parent waits for a byte here; -1 */
+    long long *started;   /* per process slot: when its child was forked (ms) */
+    bool pidfile_written;
+} cr_master;
+
+static long long cr_master_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- pidfile ---- */
+
+static pid_t cr_pidfile_read(const char *path)
+{
+    char buf[32] = "";
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    return (pid_t)strtol(buf, NULL, 10);
+}
+
+static int cr_pidfile_check(const char *path)
+{
+    pid_t pid = cr_pidfile_read(path);
+
+    if (pid > 0 && pid != getpid() && kill(pid, 0) == 0) {
+        cr_log(CR_LOG_ERROR, "already running (pid %ld, pidfile %s)", (long)pid, path);
+        return -1;
+    }
+    if (pid > 0)
+        cr_log(CR_LOG_NOTICE, "removing stale pidfile %s (pid %ld is gone)", path, (long)pid);
+    return 0;
+}
+
+static int cr_pidfile_write(cr_master *m)
+{
+    const char *path = m->srv->gen->cfg.pidfile;
+    char buf[32];
+    int fd, len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, buf, (size_t)len) != len) {
+        cr_log_errno(CR_LOG_ERROR, errno, "cannot write pidfile %s", path);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    m->pidfile_written = true;
+    return 0;
+}
+
+static void cr_pidfile_remove(cr_master *m)
+{
+    const char *path = m->srv->gen->cfg.pidfile;
+
+    if (m->pidfile_written && cr_pidfile_read(path) == getpid() && unlink(path) != 0)
+        cr_log_errno(CR_LOG_WARN, errno, "cannot remove pidfile %s", path);
+}
+
+/* ---- logs, listeners, privileges ---- */
+
+static int cr_master_open_logs(cr_server *srv)
+{
+    const cr_config *cfg = &srv->gen->cfg;
+    int fd = -1;
+
+    if (cr_error_log_open(cfg->log.error, cfg->log.level) != 0) {
+        fprintf(stderr, "corral: cannot open error log %s: %s\n", cfg->log.error, strerror(errno));
+        return -1;
+    }
+    if (cfg->log.access != NULL && (fd = cr_access_log_open(cfg->log.access)) < 0) {
+        cr_log_errno(CR_LOG_ERROR, errno, "cannot open access log %s", cfg->log.access);
+        return -1;
+    }
+    if (srv->access_log >= 0)
+        close(srv->access_log);
+    srv->access_log = fd;
+    return 0;
+}
+
+static int cr_master_listen(cr_server *srv)
+{
+    const cr_config *cfg = &srv->gen->cfg;
+    char err[512];
+
+    if (cr_listeners_update(&srv->listeners, cfg->listen, cfg->nlisten, cfg->backlog, err,
+                            sizeof(err)) != 0) {
+        cr_log(CR_LOG_ERROR, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Children give up root; the master keeps it to bind new addresses on a
+ * restart. */
+static int cr_drop_privileges(const cr_config *cfg)
+{
+    struct passwd *pw;
+    struct group *gr = NULL;
+
+    if (geteuid() != 0 || cfg->user == NULL)
+        return 0;
+    pw = getpwnam(cfg->user);
+    if (pw == NULL) {
+        cr_log(CR_LOG_ERROR, "user '%s' does not exist", cfg->user);
+        return -1;
+    }
+    if (cfg->group != NULL && (gr = getgrnam(cfg->group)) == NULL) {
+        cr_log(CR_LOG_ERROR, "group '%s' does not exist", cfg->group);
+        return -1;
+    }
+    if (setgid(gr ? gr->gr_gid : pw->pw_gid) != 0 ||
+        initgroups(pw->pw_name, gr ? gr->gr_gid : pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        cr_log_errno(CR_LOG_ERROR, errno, "cannot switch to user %s", cfg->user);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- children ---- */
+
+static void cr_master_child_body(cr_master *m, int slot)
+{
+    sigset_t none;
+
+    sigemptyset(&none);
+    if (pthread_sigmask(SIG_SETMASK, &none, NULL) != 0 ||
+        cr_drop_privileges(&m->srv->gen->cfg) != 0)
+        _exit(1);
+    if (m->ready_fd >= 0)
+        close(m->ready_fd);
+    exit(cr_child_run(m->srv, slot));
+}
+
+static int cr_master_spawn(cr_master *m)
+{
+    cr_server *srv = m->srv;
+    int slot = cr_scoreboard_free_slot(&srv->sb);
+    pid_t pid;
+
+    if (slot < 0) {
+        cr_log(CR_LOG_ERROR, "scoreboard is full (%u process slots); not starting a child",
+               srv->sb.process_limit);
+        return -1;
+    }
+    /* Claimed before fork so the child's first state update is never
+     * overwritten by the claim. */
+    cr_scoreboard_claim(&srv->sb, slot, -1, srv->gen->number,
+                        (uint32_t)srv->gen->policy.threads_per_child);
+    pid = fork();
+    if (pid < 0) {
+        cr_log_errno(CR_LOG_ERROR, errno, "fork");
+        cr_scoreboard_release(&srv->sb, slot);
+        return -1;
+    }
+    if (pid == 0)
+        cr_master_child_body(m, slot);
+    srv->sb.processes[slot].pid = pid;
+    m->started[slot] = cr_master_now_ms();
+    cr_log(CR_LOG_DEBUG, "started child %ld in slot %d", (long)pid, slot);
+    return 0;
+}
+
+typedef struct cr_census {
+    int live;     /* current generation, not asked to stop */
+    int idle;     /* idle handler slots among those */
+    int all;      /* every child still running, any generation */
+    int idle_one; /* slot of a child with an idle slot, or -1 */
+} cr_census;
+
+static cr_census cr_master_census(const cr_server *srv)
+{
+    const cr_scoreboard *sb = &srv->sb;
+    cr_census c = { 0, 0, 0, -1 };
+
+    for (uint32_t i = 0; i < sb->process_limit; i++) {
+        const cr_process_score *p = &sb->processes[i];
+
+        if (p->pid == 0)
+            continue;
+        c.all++;
+        if (p->quiescing || p->generation != srv->gen->number)
+            continue;
+        c.live++;
+        for (uint32_t t = 0; t < (uint32_t)srv->gen->policy.threads_per_child; t++) {
+            char st = cr_scoreboard_worker(sb, i, t)->state;
+
+            if (st == CR_SLOT_READY || st == CR_SLOT_STARTING) {
+                c.idle++;
+                if (st == CR_SLOT_READY)
+                    c.idle_one = (int)i;
+            }
+        }
+    }
+    return c;
+}
+
+/* Asks one child to finish what it is doing and exit. */
+static void cr_master_quiesce(cr_server *srv, int slot)
+{
+    cr_process_score *p = &srv->sb.processes[slot];
+
+    p->quiescing = 1;
+    if (p->pid > 0 && kill(p->pid, SIGUSR1) != 0)
+        cr_log_errno(CR_LOG_WARN, errno, "kill(%ld, USR1)", (long)p->pid);
+}
+
+static void cr_master_maintain(cr_master *m)
+{
+    const cr_mpm_policy *pol = &m->srv->gen->policy;
+    cr_census c = cr_master_census(m->srv);
+    int want = 0;
+
+    if (m->respawns > 0 && cr_master_now_ms() >= m->respawn_at) {
+        want = m->respawns;
+        m->respawns = 0;
+    }
+    if (c.live + want < pol->min_processes)
+        want = pol->min_processes - c.live;
+    if (pol->min_spare > 0 && c.idle + want * pol->threads_per_child < pol->min_spare) {
+        want += m->spawn_rate;
+        if (m->spawn_rate < CR_MAX_SPAWN_RATE)
+            m->spawn_rate *= 2;
+    } else {
+        m->spawn_rate = 1;
+        if (pol->max_spare > 0 && c.idle - pol->threads_per_child >= pol->max_spare &&
+            c.idle_one >= 0 && c.live > pol->min_processes)
+            cr_master_quiesce(m->srv, c.idle_one);
+    }
+    if (c.live + want > pol->max_processes)
+        want = pol->max_processes - c.live;
+    while (want-- > 0 && cr_master_spawn(m) == 0)
+        ;
+}
+
+static void cr_master_log_exit(pid_t pid, int status, bool expected)
+{
+    if (WIFSIGNALED(status))
+        cr_log(expected ? CR_LOG_INFO : CR_LOG_ERROR, "child %ld exited on signal %d (%s)%s",
+               (long)pid, WTERMSIG(status), strsignal(WTERMSIG(status)),
+               WCOREDUMP(status) ? ", core dumped" : "");
+    else if (WEXITSTATUS(status) != 0)
+        cr_log(CR_LOG_ERROR, "child %ld exited with status %d", (long)pid, WEXITSTATUS(status));
+    else
+        cr_log(CR_LOG_DEBUG, "child %ld exited", (long)pid);
+}
+
+/* Owes a replacement for a child of the running generation that died
+ * without being asked; one that keeps dying at start is replaced later
+ * and later, so a broken child cannot spin the CPU. */
+static void cr_master_owe_respawn(cr_master *m, int slot, int status)
+{
+    long long lived = cr_master_now_ms() - m->started[slot];
+    bool crashed = WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
+
+    m->respawns++;
+    if (!crashed || lived >= CR_FAST_DEATH_MS) {
+        m->fast_deaths = 0;
+        return;
+    }
+    if (m->fast_deaths < 10)
+        m->fast_deaths++;
+    long long delay = 100LL << m->fast_deaths;
+    if (delay > CR_RESPAWN_MAX_DELAY_MS)
+        delay = CR_RESPAWN_MAX_DELAY_MS;
+    m->respawn_at = cr_master_now_ms() + delay;
+    if (m->fast_deaths >= 3)
+        cr_log(CR_LOG_WARN, "children keep dying at start; next one in %lld ms", delay);
+}
+
+static void cr_master_reap(cr_master *m, bool stopping)
+{
+    cr_server *srv = m->srv;
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        int slot = cr_scoreboard_find(&srv->sb, pid);
+        bool asked = stopping || slot < 0 || srv->sb.processes[slot].quiescing ||
+                     srv->sb.processes[slot].generation != srv->gen->number;
+
+        cr_master_log_exit(pid, status, asked);
+        if (slot < 0)
+            continue;
+        /* A recycled child (requests_per_child) is replaced like a dead one. */
+        if (!asked)
+            cr_master_owe_respawn(m, slot, status);
+        cr_scoreboard_release(&srv->sb, slot);
+    }
+    if (pid < 0 && errno != ECHILD)
+        cr_log_errno(CR_LOG_ERROR, errno, "waitpid");
+}
+
+static void cr_master_signal_all(cr_server *srv, int sig, bool old_only)
+{
+    for (uint32_t i = 0; i < srv->sb.process_limit; i++) {
+        cr_process_score *p = &srv->sb.processes[i];
+
+        if (p->pid <= 0 || (old_only && p->generation == srv->gen->number))
+            continue;
+        if (sig == SIGUSR1)
+            p->quiescing = 1;
+        if (kill(p->pid, sig) != 0 && errno != ESRCH)
+            cr_log_errno(CR_LOG_WARN, errno, "kill(%ld, %d)", (long)p->pid, sig);
+    }
+}
+
+static int cr_master_wait_signal(cr_master *m, int timeout_ms)
+{
+    struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L };
+    int sig = sigtimedwait(&m->signals, NULL, &ts);
+
+    if (sig < 0 && errno != EAGAIN && errno != EINTR)
+        cr_log_errno(CR_LOG_ERROR, errno, "sigtimedwait");
+    return sig < 0 ? 0 : sig;
+}
+
+/* Waits for every child to exit: TERM again after a while, then KILL.
+ * With graceful_ms > 0 the children first get that long to finish. */
+static void cr_master_reclaim(cr_master *m, long long graceful_ms)
+{
+    long long start = cr_master_now_ms();
+    bool termed = graceful_ms == 0, killed = false;
+
+    for (;;) {
+        long long waited;
+
+        cr_master_reap(m, true);
+        if (cr_master_census(m->srv).all == 0)
+            return;
+        waited = cr_master_now_ms() - start;
+        if (!termed && graceful_ms > 0 && waited >= graceful_ms) {
+            cr_log(CR_LOG_WARN, "graceful stop timed out; stopping the rest");
+            cr_master_signal_all(m->srv, SIGTERM, false);
+            start = cr_master_now_ms();
+            termed = true;
+        } else if (termed && !killed && waited >= CR_STOP_KILL_MS) {
+            cr_log(CR_LOG_WARN, "children still running; sending KILL");
+            cr_master_signal_all(m->srv, SIGKILL, false);
+            killed = true;
+        } else if (termed && !killed && waited >= CR_STOP_TERM_AGAIN_MS &&
+                   waited < CR_STOP_TERM_AGAIN_MS + 200) {
+            cr_master_signal_all(m->srv, SIGTERM, false);
+        }
+        cr_master_wait_signal(m, 200);
+    }
+}
+
+/* ---- restarts ---- */
+
+static int cr_master_check_new(cr_master *m, const cr_generation *g)
+{
+    const cr_generation *cur = m->srv->gen;
+    const cr_scoreboard *sb = &m->srv->sb;
+
+    if (strcmp(g->cfg.mpm, cur->cfg.mpm) != 0) {
+        cr_log(CR_LOG_ERROR, "restart refused: the MPM cannot change on a restart (%s -> %s); "
+                             "stop and start the server",
+               cur->cfg.mpm, g->cfg.mpm);
+        return -1;
+    }
+    if ((uint32_t)g->policy.threads_per_child > sb->thread_limit ||
+        (uint32_t)g->policy.max_processes > sb->process_limit) {
+        cr_log(CR_LOG_ERROR, "restart refused: the new limits exceed the scoreboard's "
+                             "(%u processes x %u threads); stop and start the server",
+               sb->process_limit, sb->thread_limit);
+        return -1;
+    }
+    return 0;
+}
+
+/* Loads the config again; on any error the running generation stays. */
+static cr_generation *cr_master_reload(cr_master *m)
+{
+    cr_generation *g = malloc(sizeof(*g));
+    char err[1024];
+
+    if (g == NULL)
+        return NULL;
+    if (cr_generation_load(g, m->srv->exe_dir, m->opt->config_file, m->opt->overrides,
+                           m->opt->noverrides, err, sizeof(err)) != 0) {
+        cr_log(CR_LOG_ERROR, "restart refused, still serving the old configuration: %s", err);
+        free(g);
+        return NULL;
+    }
+    if (cr_master_check_new(m, g) != 0)
+        goto fail;
+    g->number = m->srv->gen->number + 1;
+    return g;
+fail:
+    cr_generation_free(g);
+    free(g);
+    return NULL;
+}
+
+static void cr_master_swap(cr_master *m, cr_generation *g)
+{
+    cr_server *srv = m->srv;
+    cr_generation *old = srv->gen;
+
+    srv->gen = g;
+    if (cr_master_listen(srv) != 0 || cr_master_open_logs(srv) != 0)
+        cr_log(CR_LOG_ERROR, "new listeners or logs failed; kept what was open");
+    srv->sb.running_generation = g->number;
+    srv->sb.restart_time = time(NULL);
+    cr_generation_free(old);
+    free(old);
+}
+
+static void cr_master_restart(cr_master *m, bool graceful)
+{
+    cr_generation *g = cr_master_reload(m);
+    int start;
+
+    if (g == NULL)
+        return;
+    cr_log(CR_LOG_NOTICE, "%s restart to generation %u", graceful ? "graceful" : "full",
+           g->number);
+    if (!graceful) {
+        cr_master_signal_all(m->srv, SIGTERM, false);
+        cr_master_reclaim(m, 0);
+    }
+    cr_master_swap(m, g);
+    /* The old children finish their requests and exit; the listeners stay
+     * open in between, so no connection is refused. */
+    if (graceful)
+        cr_master_signal_all(m->srv, SIGUSR1, true);
+    m->respawns = 0;
+    m->fast_deaths = 0;
+    start = m->srv->gen->policy.start_processes;
+    while (start-- > 0 && cr_master_spawn(m) == 0)
+        ;
+}
+
+/* ---- the loop ---- */
+
+static void cr_master_shutdown(cr_master *m, bool graceful)
+{
+    cr_server *srv = m->srv;
+
+    if (graceful) {
+        cr_log(CR_LOG_NOTICE, "graceful stop: finishing requests in flight");
+        cr_master_signal_all(srv, SIGUSR1, false);
+        cr_listeners_close(&srv->listeners, 1);
+        cr_master_reclaim(m, srv->gen->cfg.timeouts.graceful > 0
+                                 ? 1000LL * srv->gen->cfg.timeouts.graceful
+                                 : -1);
+    } else {
+        cr_log(CR_LOG_NOTICE, "stopping");
+        cr_master_signal_all(srv, SIGTERM, false);
+        cr_master_reclaim(m, 0);
+    }
+    cr_listeners_close(&srv->listeners, 1);
+    cr_pidfile_remove(m);
+    cr_log(CR_LOG_NOTICE, "stopped");
+}
+
+static void cr_master_loop(cr_master *m)
+{
+    for (;;) {
+        int tick = m->respawns > 0 ? 100 : 1000;
+        int sig = cr_master_wait_signal(m, tick);
+
+        switch (sig) {
+        case SIGTERM:
+        case SIGINT:
+            cr_master_shutdown(m, false);
+            return;
+        case SIGWINCH:
+            cr_master_shutdown(m, true);
+            return;
+        case SIGHUP:
+            cr_master_restart(m, false);
+            break;
+        case SIGUSR1:
+            cr_master_restart(m, true);
+            break;
+        default:
+            break;
+        }
+        cr_master_reap(m, false);
+        cr_master_maintain(m);
+    }
+}
+
+/* ---- start ---- */
+
+/* The parent stays until the master says it started, so `corral` exits
+ * non-zero when start-up fails after the fork. */
+static int cr_daemonize(cr_master *m)
+{
+    int pipefd[2], devnull;
+    pid_t pid;
+    char ok;
+
+    if (pipe2(pipefd, O_CLOEXEC) != 0) {
+        perror("corral: pipe");
+        return -1;
+    }
+    pid = fork();
+    if (pid < 0) {
+        perror("corral: fork");
+        return -1;
+    }
+    if (pid > 0) {
+        close(pipefd[1]);
+        exit(read(pipefd[0], &ok, 1) == 1 ? 0 : 1);
+    }
+    close(pipefd[0]);
+    m->ready_fd = pipefd[1];
+    if (setsid() < 0)
+        return -1;
+    devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(devnull, STDOUT_FILENO) < 0)
+        return -1;
+    if (cr_error_log_fd() >= 0 && dup2(devnull, STDERR_FILENO) < 0)
+        return -1;
+    close(devnull);
+    return 0;
+}
+
+static void cr_master_ready(cr_master *m)
+{
+    if (m->ready_fd < 0)
+        return;
+    (void)!write(m->ready_fd, "1", 1);
+    close(m->ready_fd);
+    m->ready_fd = -1;
+}
+
+static int cr_master_scoreboard(cr_master *m)
+{
+    cr_server *srv = m->srv;
+    const cr_mpm_policy *pol = &srv->gen->policy;
+    /* Room for a second generation still finishing during a graceful
+     * restart. */
+    uint32_t procs = (uint32_t)pol->max_processes * 2 + 2;
+
+    if (cr_scoreboard_create(&srv->sb, procs, (uint32_t)pol->threads_per_child) != 0) {
+        cr_log_errno(CR_LOG_ERROR, errno, "cannot create the scoreboard");
+        return -1;
+    }
+    srv->sb.running_generation = srv->gen->number;
+    m->started = calloc(procs, sizeof(*m->started));
+    return m->started != NULL ? 0 : -1;
+}
+
+static int cr_master_block_signals(cr_master *m)
+{
+    static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGWINCH };
+    struct sigaction ign = { .sa_handler = SIG_IGN };
+
+    sigemptyset(&m->signals);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaddset(&m->signals, sigs[i]);
+    sigemptyset(&ign.sa_mask);
+    if (sigaction(SIGPIPE, &ign, NULL) != 0)
+        return -1;
+    return pthread_sigmask(SIG_BLOCK, &m->signals, NULL);
+}
+
+static int cr_master_single(cr_master *m)
+{
+    cr_server *srv = m->srv;
+    int status;
+
+    cr_scoreboard_claim(&srv->sb, 0, getpid(), srv->gen->number,
+                        (uint32_t)srv->gen->policy.threads_per_child);
+    cr_log(CR_LOG_NOTICE, "single-process mode (-X), mpm %s", srv->gen->cfg.mpm);
+    status = cr_child_run(srv, 0);
+    cr_listeners_close(&srv->listeners, 1);
+    cr_pidfile_remove(m);
+    return status;
+}
+
+int cr_master_run(cr_server *srv, const cr_options *opt)
+{
+    cr_master m = { .srv = srv, .opt = opt, .spawn_rate = 1, .ready_fd = -1 };
+    const cr_config *cfg = &srv->gen->cfg;
+
+    srv->access_log = -1;
+    if (cr_master_block_signals(&m) != 0 || cr_master_open_logs(srv) != 0)
+        return 1;
+    cr_error_log_mirror_stderr((opt->foreground || opt->single_process) && isatty(2) &&
+                               strcmp(cfg->log.error, "-") != 0);
+    if (cr_pidfile_check(cfg->pidfile) != 0 || cr_master_listen(srv) != 0)
+        return 1;
+    if (!opt->foreground && !opt->single_process && cr_daemonize(&m) != 0) {
+        cr_log_errno(CR_LOG_ERROR, errno, "cannot become a daemon");
+        return 1;
+    }
+    if (cr_pidfile_write(&m) != 0 || cr_master_scoreboard(&m) != 0)
+        goto fail;
+    cr_log(CR_LOG_NOTICE, "corral %s (mpm %s) serving on %s%s, pid %ld", CR_VERSION, cfg->mpm,
+           cfg->listen[0], cfg->nlisten > 1 ? " and more" : "", (long)getpid());
+    if (opt->single_process)
+        return cr_master_single(&m);
+    for (int i = 0; i < srv->gen->policy.start_processes; i++)
+        if (cr_master_spawn(&m) != 0)
+            goto fail;
+    cr_master_ready(&m);
+    cr_master_loop(&m);
+    free(m.started);
+    return 0;
+fail:
+    free(m.started);
+    cr_master_signal_all(srv, SIGTERM, false);
+    cr_master_reclaim(&m, 0);
+    cr_listeners_close(&srv->listeners, 1);
+    cr_pidfile_remove(&m);
+    return 1;
+}

@@ -1,0 +1,84 @@
+/* The MPM (multi-processing module) interface. An MPM is a shared object
+ * (mpm_NAME.so) exporting one `const cr_mpm cr_mpm_entry`: it validates its
+ * own config group, tells the master how many children and threads to keep,
+ * and supplies the body of a child process. Accepting, HTTP, routing,
+ * modules and the scoreboard are core services listed below. */
+#ifndef CORRAL_MPM_H
+#define CORRAL_MPM_H
+
+#include <libconfig.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "corral/types.h"
+
+#define CR_MPM_MAGIC 0x4352504du /* "CRPM" */
+#define CR_MPM_ABI 1u
+
+/* What the master keeps running, filled by cr_mpm.configure. Spare counts
+ * are in idle handler slots (threads; one per prefork child). */
+typedef struct cr_mpm_policy {
+    int start_processes;   /* children forked at start */
+    int min_processes;     /* never fewer live children than this */
+    int max_processes;     /* never more live children than this */
+    int threads_per_child; /* handler slots per child (1 for prefork) */
+    int min_spare;         /* fork more children while fewer slots are idle; 0 = off */
+    int max_spare;         /* stop an idle child while more slots are idle; 0 = off */
+} cr_mpm_policy;
+
+/* One child process as the core sees it; opaque to MPMs. */
+typedef struct cr_child cr_child;
+
+typedef struct cr_mpm {
+    uint32_t magic; /* CR_MPM_MAGIC */
+    uint32_t abi;   /* CR_MPM_ABI */
+    const char *name;
+    const char *version;
+    /* Validates the group mpm_NAME (NULL when absent: use defaults) and
+     * fills policy. CR_OK, or CR_ERROR with a message in err. */
+    int (*configure)(const config_setting_t *settings, cr_mpm_policy *policy, char *err,
+                     size_t errlen);
+    /* The body of a child process (also of `corral -X`). Returns the exit
+     * status. It should return soon after cr_child_stopping() turns true. */
+    int (*child_main)(cr_child *child);
+} cr_mpm;
+
+/* Scoreboard states of a handler slot, as mod_status letters. */
+typedef enum cr_slot_state {
+    CR_SLOT_DEAD = '.',
+    CR_SLOT_STARTING = 'S',
+    CR_SLOT_READY = '_',     /* idle, waiting for a connection */
+    CR_SLOT_READ = 'R',      /* reading a request */
+    CR_SLOT_WRITE = 'W',     /* in the handler or sending the reply */
+    CR_SLOT_KEEPALIVE = 'K', /* waiting for the next request on a connection */
+    CR_SLOT_CLOSING = 'C',
+    CR_SLOT_GRACEFUL = 'G', /* finishing its work before exiting */
+} cr_slot_state;
+
+/* True once the child was asked to stop (at once or gracefully). */
+bool cr_child_stopping(const cr_child *child);
+
+/* True once the child was asked to stop without finishing its work. */
+bool cr_child_stopping_now(const cr_child *child);
+
+/* True when the child has served requests_per_child requests. */
+bool cr_child_recycle_due(const cr_child *child);
+
+/* Number of handler slots (threads) of this child. */
+int cr_child_threads(const cr_child *child);
+
+/* Waits for a connection on any listener and accepts it (non-blocking,
+ * close-on-exec). Returns its descriptor, or -1 when woken without one
+ * (a signal, another child took it, a transient accept error): check
+ * cr_child_stopping and call again. */
+int cr_child_accept(cr_child *child);
+
+/* Serves one connection from start to close with blocking waits (request
+ * head, body, handler, response, keep-alive), as handler slot `thread`.
+ * Closes fd. */
+void cr_child_serve_blocking(cr_child *child, int thread, int fd);
+
+/* Records the state of handler slot `thread` in the scoreboard. */
+void cr_child_set_state(cr_child *child, int thread, cr_slot_state state);
+
+#endif

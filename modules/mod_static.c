@@ -1,0 +1,625 @@
+/* mod_static: serves the files below a route's `root` folder, with a
+ * Content-Type from the extension (mime.types) and Last-Modified. Files are
+ * opened with openat2's RESOLVE_BENEATH against a descriptor of root where
+ * the kernel has it, else resolved with realpath and checked against root,
+ * so neither a crafted path nor a symlink reaches outside root. Folders
+ * serve their index file; there are no listings. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* O_PATH */
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include(<linux/openat2.h>)
+#include <linux/openat2.h>
+#endif
+#endif
+
+#include "corral/log.h"
+#include "corral/module.h"
+
+#if defined(RESOLVE_BENEATH) && defined(SYS_openat2)
+#define CR_STATIC_HAVE_OPENAT2 1
+#endif
+
+/* Non-blocking so that a FIFO planted below root cannot hang the worker
+ * before fstat sees it is not a regular file; no effect on regular files. */
+#define CR_STATIC_OPEN_FLAGS   (O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+#define CR_STATIC_DEFAULT_TYPE "application/octet-stream"
+#define CR_MIME_MAX_BYTES      (1024 * 1024)
+#define CR_MIME_MAX_EXT        16
+#define CR_HTTP_DATE_SIZE      64
+
+typedef struct cr_mime_entry {
+    const char *ext; /* lower case, without the dot */
+    const char *type;
+    size_t seq; /* order in the file: the first mention of an extension wins */
+} cr_mime_entry;
+
+/* Extension to type, sorted by extension for bsearch. */
+typedef struct cr_mime_table {
+    char *text; /* the whole file, cut in place into NUL-terminated words */
+    cr_mime_entry *entries;
+    size_t n;
+    size_t cap;
+} cr_mime_table;
+
+typedef struct cr_static_route {
+    int rootfd; /* O_PATH descriptor of root: every file is opened beneath it */
+    char *root; /* realpath of root, for the fallback check */
+    size_t rootlen;
+    char *index; /* file served for a folder, a plain name */
+} cr_static_route;
+
+/* Built in the master by init, read-only in the children. */
+static cr_mime_table cr_static_mime;
+static bool cr_static_use_openat2;
+
+static void cr_static_close(int fd)
+{
+    if (close(fd) != 0)
+        cr_log_errno(CR_LOG_WARN, errno, "mod_static: close");
+}
+
+static void cr_static_lower(char *s)
+{
+    for (; *s != '\0'; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
+}
+
+/* ---- mime.types ---------------------------------------------------------- */
+
+static void cr_mime_free(cr_mime_table *t)
+{
+    free(t->entries);
+    free(t->text);
+    *t = (cr_mime_table){0};
+}
+
+static int cr_mime_cmp(const void *a, const void *b)
+{
+    const cr_mime_entry *x = a, *y = b;
+    int c = strcmp(x->ext, y->ext);
+    if (c != 0)
+        return c;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static int cr_mime_key_cmp(const void *key, const void *entry)
+{
+    return strcmp(key, ((const cr_mime_entry *)entry)->ext);
+}
+
+static int cr_mime_add(cr_mime_table *t, char *ext, const char *type)
+{
+    if (t->n == t->cap) {
+        size_t cap = t->cap > 0 ? 2 * t->cap : 128;
+        cr_mime_entry *entries = realloc(t->entries, cap * sizeof(*entries));
+        if (entries == NULL)
+            return ENOMEM;
+        t->entries = entries;
+        t->cap = cap;
+    }
+    cr_static_lower(ext);
+    t->entries[t->n] = (cr_mime_entry){.ext = ext, .type = type, .seq = t->n};
+    t->n++;
+    return 0;
+}
+
+/* Reads a small regular file whole into a NUL-terminated malloc'ed buffer.
+ * Returns 0 or an errno value. */
+static int cr_static_read_fd(int fd, char **text)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return errno;
+    if (!S_ISREG(st.st_mode))
+        return EINVAL;
+    if (st.st_size > CR_MIME_MAX_BYTES)
+        return EFBIG;
+    size_t size = (size_t)st.st_size, len = 0;
+    char *buf = malloc(size + 1);
+    if (buf == NULL)
+        return ENOMEM;
+    while (len < size) {
+        ssize_t n = read(fd, buf + len, size - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int err = errno;
+            free(buf);
+            return err;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    *text = buf;
+    return 0;
+}
+
+static int cr_static_slurp(const char *path, char **text)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    int err = cr_static_read_fd(fd, text);
+    cr_static_close(fd);
+    return err;
+}
+
+/* Lines are "type ext ext ...", '#' starts a comment. */
+static int cr_mime_parse(cr_mime_table *t)
+{
+    char *lines = NULL;
+    for (char *line = strtok_r(t->text, "\n", &lines); line != NULL;
+         line = strtok_r(NULL, "\n", &lines)) {
+        char *comment = strchr(line, '#');
+        if (comment != NULL)
+            *comment = '\0';
+        char *words = NULL;
+        const char *type = strtok_r(line, " \t\r", &words);
+        if (type == NULL)
+            continue;
+        for (char *ext = strtok_r(NULL, " \t\r", &words); ext != NULL;
+             ext = strtok_r(NULL, " \t\r", &words)) {
+            if (cr_mime_add(t, ext, type) != 0)
+                return ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* Returns 0 or an errno value; t is left empty on failure. */
+static int cr_mime_load(cr_mime_table *t, const char *path)
+{
+    int err = cr_static_slurp(path, &t->text);
+    if (err == 0)
+        err = cr_mime_parse(t);
+    if (err != 0) {
+        cr_mime_free(t);
+        return err;
+    }
+    if (t->n == 0)
+        return 0;
+    qsort(t->entries, t->n, sizeof(*t->entries), cr_mime_cmp);
+    size_t kept = 1;
+    for (size_t i = 1; i < t->n; i++)
+        if (strcmp(t->entries[kept - 1].ext, t->entries[i].ext) != 0)
+            t->entries[kept++] = t->entries[i];
+    t->n = kept;
+    return 0;
+}
+
+/* The type for the extension of the last segment of name. */
+static const char *cr_static_mime_type(const char *name)
+{
+    const char *base = strrchr(name, '/');
+    base = base != NULL ? base + 1 : name;
+    const char *dot = strrchr(base, '.');
+    /* A leading dot names a hidden file, not an extension. */
+    if (dot == NULL || dot == base || strlen(dot + 1) >= CR_MIME_MAX_EXT || cr_static_mime.n == 0)
+        return CR_STATIC_DEFAULT_TYPE;
+    char ext[CR_MIME_MAX_EXT];
+    strcpy(ext, dot + 1);
+    cr_static_lower(ext);
+    const cr_mime_entry *e = bsearch(ext, cr_static_mime.entries, cr_static_mime.n,
+                                     sizeof(*cr_static_mime.entries), cr_mime_key_cmp);
+    return e != NULL ? e->type : CR_STATIC_DEFAULT_TYPE;
+}
+
+/* ---- configuration ------------------------------------------------------- */
+
+/* Seccomp filters in some containers refuse openat2 even on new kernels,
+ * so ask the kernel once rather than trusting the headers. */
+static bool cr_static_probe_openat2(void)
+{
+#ifdef CR_STATIC_HAVE_OPENAT2
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_BENEATH};
+    long fd = syscall(SYS_openat2, AT_FDCWD, ".", &how, sizeof(how));
+    if (fd >= 0) {
+        cr_static_close((int)fd);
+        return true;
+    }
+    cr_log_errno(CR_LOG_NOTICE, errno, "mod_static: openat2 unavailable, using realpath checks");
+#endif
+    return false;
+}
+
+static int cr_static_init(const config_setting_t *settings, const char *config_dir, char *err,
+                          size_t errlen)
+{
+    static const char *const allowed[] = {"mime_types", NULL};
+    if (settings != NULL && cr_config_check_keys(settings, allowed, err, errlen) != CR_OK)
+        return CR_ERROR;
+    const config_setting_t *setting =
+        settings != NULL ? config_setting_get_member(settings, "mime_types") : NULL;
+    const char *file = setting != NULL ? config_setting_get_string(setting) : "mime.types";
+    if (file == NULL) {
+        cr_config_error(setting, err, errlen, "must be a string (a file)");
+        return CR_ERROR;
+    }
+    char *path = cr_config_path(config_dir, file);
+    cr_mime_table table = {0};
+    int rc = path != NULL ? cr_mime_load(&table, path) : ENOMEM;
+    if (rc != 0 && setting != NULL)
+        cr_config_error(setting, err, errlen, "%s: %s", path != NULL ? path : file, strerror(rc));
+    else if (rc != 0)
+        snprintf(err, errlen, "mod_static: %s: %s", path != NULL ? path : file, strerror(rc));
+    free(path);
+    if (rc != 0)
+        return CR_ERROR;
+    /* Swapped only once the new file has loaded: a bad one keeps the old table. */
+    cr_mime_free(&cr_static_mime);
+    cr_static_mime = table;
+    cr_static_use_openat2 = cr_static_probe_openat2();
+    return CR_OK;
+}
+
+static void cr_static_route_free(cr_static_route *route)
+{
+    if (route->rootfd >= 0)
+        cr_static_close(route->rootfd);
+    free(route->root);
+    free(route->index);
+    free(route);
+}
+
+/* Resolves root to its real path and keeps a descriptor of it, which also
+ * proves it is a folder. Returns 0 or an errno value. */
+static int cr_static_open_root(cr_static_route *route, const char *path)
+{
+    route->root = realpath(path, NULL);
+    if (route->root == NULL)
+        return errno;
+    route->rootfd = open(route->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (route->rootfd < 0)
+        return errno;
+    route->rootlen = strlen(route->root);
+    return 0;
+}
+
+static int cr_static_root(cr_route_ctx *ctx, cr_static_route *route)
+{
+    const config_setting_t *setting = config_setting_get_member(ctx->settings, "root");
+    if (setting == NULL) {
+        const char *file = config_setting_source_file(ctx->settings);
+        snprintf(ctx->err, ctx->errlen, "%s:%u: route needs key 'root' (the folder to serve)",
+                 file != NULL ? file : "config", config_setting_source_line(ctx->settings));
+        return CR_ERROR;
+    }
+    const char *root = config_setting_get_string(setting);
+    if (root == NULL) {
+        cr_config_error(setting, ctx->err, ctx->errlen, "must be a string (a folder)");
+        return CR_ERROR;
+    }
+    char *path = cr_config_path(ctx->config_dir, root);
+    int err = path != NULL ? cr_static_open_root(route, path) : ENOMEM;
+    if (err != 0)
+        cr_config_error(setting, ctx->err, ctx->errlen, "%s: %s", path != NULL ? path : root,
+                        strerror(err));
+    free(path);
+    return err == 0 ? CR_OK : CR_ERROR;
+}
+
+static bool cr_static_is_file_name(const char *name)
+{
+    return name[0] != '\0' && strchr(name, '/') == NULL && strncmp(name, "..", 2) != 0 &&
+           strcmp(name, ".") != 0;
+}
+
+static int cr_static_index(cr_route_ctx *ctx, cr_static_route *route)
+{
+    const config_setting_t *setting = config_setting_get_member(ctx->settings, "index");
+    const char *index = setting != NULL ? config_setting_get_string(setting) : "index.html";
+    if (index == NULL || !cr_static_is_file_name(index)) {
+        cr_config_error(setting, ctx->err, ctx->errlen, "must be a file name without '/'");
+        return CR_ERROR;
+    }
+    route->index = strdup(index);
+    if (route->index == NULL) {
+        snprintf(ctx->err, ctx->errlen, "mod_static: out of memory");
+        return CR_ERROR;
+    }
+    return CR_OK;
+}
+
+static int cr_static_route_init(cr_route_ctx *ctx)
+{
+    static const char *const allowed[] = {"path", "module", "host", "root", "index", NULL};
+    if (cr_config_check_keys(ctx->settings, allowed, ctx->err, ctx->errlen) != CR_OK)
+        return CR_ERROR;
+    cr_static_route *route = calloc(1, sizeof(*route));
+    if (route == NULL) {
+        snprintf(ctx->err, ctx->errlen, "mod_static: out of memory");
+        return CR_ERROR;
+    }
+    route->rootfd = -1;
+    if (cr_static_root(ctx, route) != CR_OK || cr_static_index(ctx, route) != CR_OK) {
+        cr_static_route_free(route);
+        return CR_ERROR;
+    }
+    ctx->route_data = route;
+    return CR_OK;
+}
+
+/* ---- opening files beneath root ------------------------------------------ */
+
+/* The request path below the route's prefix, without leading slashes:
+ * "/static/css/a.css" under route "/static" gives "css/a.css", and the
+ * route's own folder gives "". NULL when the path is not below the prefix. */
+static const char *cr_static_relative(const cr_request *r, size_t *len)
+{
+    const cr_str *path = &r->path, *prefix = &r->route_path;
+    if (path->len < prefix->len || memcmp(path->ptr, prefix->ptr, prefix->len) != 0)
+        return NULL;
+    size_t i = prefix->len;
+    bool at_segment = i == 0 || prefix->ptr[i - 1] == '/' || i == path->len || path->ptr[i] == '/';
+    if (!at_segment)
+        return NULL;
+    while (i < path->len && path->ptr[i] == '/')
+        i++;
+    *len = path->len - i;
+    return path->ptr + i;
+}
+
+/* The core already normalizes paths; this is a second lock on the same
+ * door: no NUL byte (it would cut the name short) and no segment that
+ * starts with "..". */
+static bool cr_static_relative_is_safe(const char *rel, size_t len)
+{
+    if (memchr(rel, '\0', len) != NULL)
+        return false;
+    for (size_t i = 0; i + 1 < len; i++) {
+        bool segment_start = i == 0 || rel[i - 1] == '/';
+        if (segment_start && rel[i] == '.' && rel[i + 1] == '.')
+            return false;
+    }
+    return true;
+}
+
+/* The kernel resolves rel and refuses (EXDEV) any step, symlinks included,
+ * that would leave rootfd. */
+static int cr_static_open_beneath(const cr_static_route *route, const char *rel)
+{
+#ifdef CR_STATIC_HAVE_OPENAT2
+    struct open_how how = {
+        .flags = CR_STATIC_OPEN_FLAGS,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = -1;
+    /* EAGAIN: a concurrent rename made the kernel unsure; it asks for a retry. */
+    for (int tries = 0; tries < 3; tries++) {
+        fd = syscall(SYS_openat2, route->rootfd, rel, &how, sizeof(how));
+        if (fd >= 0 || errno != EAGAIN)
+            break;
+    }
+    return (int)fd;
+#else
+    (void)route;
+    (void)rel;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+static bool cr_static_is_beneath(const cr_static_route *route, const char *real)
+{
+    if (route->rootlen == 1) /* root is "/" */
+        return true;
+    return strncmp(real, route->root, route->rootlen) == 0 &&
+           (real[route->rootlen] == '\0' || real[route->rootlen] == '/');
+}
+
+/* Without openat2: resolve every symlink, check the result is still below
+ * root, then open it refusing a symlink swapped in at the last step. */
+static int cr_static_open_checked(const cr_static_route *route, const char *rel)
+{
+    char full[PATH_MAX], real[PATH_MAX];
+    int n = snprintf(full, sizeof(full), "%s/%s", route->root, rel);
+    if (n < 0 || (size_t)n >= sizeof(full)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (realpath(full, real) == NULL)
+        return -1;
+    if (!cr_static_is_beneath(route, real)) {
+        errno = EXDEV;
+        return -1;
+    }
+    return open(real, CR_STATIC_OPEN_FLAGS | O_NOFOLLOW);
+}
+
+static int cr_static_errno_status(const cr_static_route *route, int err)
+{
+    switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+    case ENAMETOOLONG:
+        return 404;
+    case EACCES:
+    case EPERM:
+    case ELOOP: /* a symlink loop, or a symlink refused by O_NOFOLLOW */
+    case EXDEV: /* would leave root */
+    case ENXIO: /* a socket or a device without a driver */
+    case ENODEV:
+        return 403;
+    default:
+        cr_log_errno(CR_LOG_ERROR, err, "mod_static: opening a file below %s", route->root);
+        return 500;
+    }
+}
+
+/* Opens rel ("" for root itself) beneath root and stats it. Returns CR_OK
+ * with *fd open, or the HTTP status to answer with. */
+static int cr_static_open(const cr_static_route *route, const char *rel, int *fd, struct stat *st)
+{
+    const char *name = rel[0] != '\0' ? rel : ".";
+    *fd = cr_static_use_openat2 ? cr_static_open_beneath(route, name)
+                                : cr_static_open_checked(route, name);
+    if (*fd < 0)
+        return cr_static_errno_status(route, errno);
+    if (fstat(*fd, st) != 0) {
+        int status = cr_static_errno_status(route, errno);
+        cr_static_close(*fd);
+        return status;
+    }
+    return CR_OK;
+}
+
+/* ---- responses ----------------------------------------------------------- */
+
+/* RFC 1123 date, spelled out by hand: strftime's names follow the locale. */
+static int cr_static_http_date(time_t t, char *out)
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL)
+        return CR_ERROR;
+    snprintf(out, CR_HTTP_DATE_SIZE, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
+             tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return CR_OK;
+}
+
+/* Answers with the open file; fd is consumed in every case. */
+static int cr_static_serve_file(cr_request *r, int fd, const struct stat *st, const char *name)
+{
+    int status = 403; /* only regular files: no devices, FIFOs or sockets */
+    char *date = cr_palloc(r, CR_HTTP_DATE_SIZE);
+    if (!S_ISREG(st->st_mode))
+        goto fail;
+    status = 500;
+    if (date == NULL || cr_static_http_date(st->st_mtim.tv_sec, date) != CR_OK)
+        goto fail;
+    if (cr_response_header(r, "Content-Type", cr_static_mime_type(name)) != CR_OK ||
+        cr_response_header(r, "Last-Modified", date) != CR_OK)
+        goto fail;
+    /* The core owns fd from here on, whatever the outcome. */
+    if (cr_response_sendfile(r, fd, 0, (size_t)st->st_size) != CR_OK)
+        return 500;
+    return CR_DONE;
+fail:
+    cr_static_close(fd);
+    return status;
+}
+
+static bool cr_static_url_safe(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("-._~!$&'()*+,;=:@/", c) != NULL);
+}
+
+/* Percent-encodes the decoded request path for a Location header. Leading
+ * slashes collapse into one, or "//host/" would send the client to another
+ * site. */
+static char *cr_static_location(cr_request *r)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const cr_str *path = &r->path, *query = &r->query;
+    char *out = cr_palloc(r, 3 * path->len + query->len + 4);
+    if (out == NULL)
+        return NULL;
+    size_t i = 0;
+    while (i < path->len && path->ptr[i] == '/')
+        i++;
+    char *p = out;
+    *p++ = '/';
+    for (; i < path->len; i++) {
+        unsigned char c = (unsigned char)path->ptr[i];
+        if (cr_static_url_safe(c)) {
+            *p++ = (char)c;
+            continue;
+        }
+        *p++ = '%';
+        *p++ = hex[c >> 4];
+        *p++ = hex[c & 0xf];
+    }
+    if (p[-1] != '/')
+        *p++ = '/';
+    if (query->len > 0) {
+        *p++ = '?';
+        memcpy(p, query->ptr, query->len);
+        p += query->len;
+    }
+    *p = '\0';
+    return out;
+}
+
+/* A folder: "/about" redirects to "/about/" so that relative links in its
+ * index resolve; "/about/" serves the index, and no index means 403. */
+static int cr_static_serve_folder(cr_request *r, const cr_static_route *route, const char *rel,
+                                  size_t len)
+{
+    if (r->path.len == 0 || r->path.ptr[r->path.len - 1] != '/') {
+        char *location = cr_static_location(r);
+        if (location == NULL || cr_response_header(r, "Location", location) != CR_OK)
+            return 500;
+        return 301;
+    }
+    size_t index_len = strlen(route->index);
+    char *index = cr_palloc(r, len + index_len + 1);
+    if (index == NULL)
+        return 500;
+    memcpy(index, rel, len); /* rel is "" or ends with '/' */
+    memcpy(index + len, route->index, index_len + 1);
+    int fd;
+    struct stat st;
+    int status = cr_static_open(route, index, &fd, &st);
+    if (status == 404)
+        return 403;
+    if (status != CR_OK)
+        return status;
+    return cr_static_serve_file(r, fd, &st, index);
+}
+
+static int cr_static_handle(cr_request *r)
+{
+    const cr_static_route *route = r->route_data;
+    if (r->method != CR_METHOD_GET && r->method != CR_METHOD_HEAD) {
+        if (cr_response_header(r, "Allow", "GET, HEAD") != CR_OK)
+            return 500;
+        return 405;
+    }
+    size_t len = 0;
+    const char *rel = cr_static_relative(r, &len);
+    if (rel == NULL)
+        return 404;
+    if (!cr_static_relative_is_safe(rel, len))
+        return 403;
+    int fd;
+    struct stat st;
+    int status = cr_static_open(route, rel, &fd, &st);
+    if (status != CR_OK)
+        return status;
+    if (S_ISDIR(st.st_mode)) {
+        cr_static_close(fd);
+        return cr_static_serve_folder(r, route, rel, len);
+    }
+    return cr_static_serve_file(r, fd, &st, rel);
+}
+
+__attribute__((visibility("default"))) const cr_module cr_module_entry = {
+    .magic = CR_MODULE_MAGIC,
+    .abi = CR_MODULE_ABI,
+    .name = "static",
+    .version = "1.0",
+    .flags = 0, /* reads the disk: never inline on an event thread */
+    .init = cr_static_init,
+    .route_init = cr_static_route_init,
+    .handle = cr_static_handle,
+};
