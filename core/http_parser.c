@@ -13,6 +13,8 @@
 #define CR_C_HOST   4 /* uri-host and port (RFC 3986 3.2.2) */
 #define CR_C_TARGET 8 /* request-target: no SP, no controls */
 
+/* Each entry ORs the classes its byte belongs to: 15 is all four, 10 value
+ * and target only (like '"' or obs-text), 2 value only (SP, HTAB). */
 static const uint8_t cr_ctab[256] = {
     0,  0,  0,  0,  0,  0,  0,  0,  0,  2,  0,  0,  0,  0,  0,  0,  /* 00 */
     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 10 */
@@ -32,12 +34,7 @@ static const uint8_t cr_ctab[256] = {
     10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, /* f0 */
 };
 
-/* Room on the request line besides the target: method, two SP and
- * "HTTP/1.1\r\n". Past uri_bytes plus this with no line end yet, the target
- * is too long whatever follows. */
-#define CR_LINE_SLACK 32
-
-#define CR_CHUNK_LINE_MAX    4096 /* chunk-size line including extensions */
+#define CR_CHUNK_LINE_MAX    4096 /* chunk-size line with extensions, without CRLF */
 #define CR_CHUNK_SIZE_DIGITS 16   /* hex digits: a uint64_t and no more */
 #define CR_CHUNK_TRAILER_MAX 8192 /* whole trailer section */
 
@@ -399,6 +396,34 @@ static int cr_on_header(cr_http_head *h, cr_head_scan *s, cr_str name, cr_str v)
     return 0;
 }
 
+/* True when none of the 8 bytes in x is a control (below 0x20, or DEL).
+ * HTAB counts as one here; the byte loop after it sorts that out. */
+static inline bool cr_word_plain(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t below_sp = (x - ones * 0x20) & ~x & highs;
+    uint64_t y = x ^ (ones * 0x7f);
+    uint64_t del = (y - ones) & ~y & highs;
+    return (below_sp | del) == 0;
+}
+
+/* Field values are most of a head's bytes, so they are checked a word at a
+ * time while the word is plainly fine. */
+static bool cr_value_ok(const char *p, const char *e)
+{
+    while (e - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, sizeof(x));
+        if (!cr_word_plain(x))
+            break;
+        p += 8;
+    }
+    for (; p < e; p++)
+        if (!cr_is(*p, CR_C_VALUE))
+            return false;
+    return true;
+}
+
 /* One field line p..e (terminator excluded). A line starting with
  * whitespace is obs-fold, or whitespace before the first field: both are
  * refused (RFC 9112 2.2, 5.2), as is whitespace before the colon. */
@@ -414,9 +439,8 @@ static int cr_parse_header_line(const char *p, const char *e, cr_http_head *h, c
     while (p < e && cr_is_ows(*p))
         p++;
     const char *v = p;
-    for (; p < e; p++)
-        if (!cr_is(*p, CR_C_VALUE))
-            return -400;
+    if (!cr_value_ok(p, e))
+        return -400;
     while (e > v && cr_is_ows(e[-1]))
         e--;
     if (h->nheaders == CR_HTTP_MAX_HEADERS)
@@ -473,8 +497,8 @@ static void cr_head_init(cr_http_head *h)
     h->host = (cr_str){"", 0};
 }
 
-static int cr_parse_complete(const char *buf, size_t start, size_t end,
-                             const cr_http_limits *lim, cr_http_head *h)
+static int cr_parse_complete(const char *buf, size_t start, size_t end, const cr_http_limits *lim,
+                             cr_http_head *h)
 {
     const char *p = buf + start, *head_end = buf + end;
     const char *eol = memchr(p, '\n', (size_t)(head_end - p));
@@ -492,28 +516,68 @@ static int cr_parse_complete(const char *buf, size_t start, size_t end,
     return rc < 0 ? rc : (int)end;
 }
 
-/* No end of head yet. Once the first line is longer than any acceptable
- * one, or the buffer holds more than a head may, it is judged on what is
- * there, so a client cannot keep the connection busy with an endless line. */
-static int cr_incomplete_head(const char *buf, size_t len, size_t start,
-                              const cr_http_limits *lim, cr_http_head *h)
+/* No end of head yet. The request line is judged on what has arrived, so
+ * an endless target is refused as soon as it passes uri_bytes and garbage
+ * (say, a TLS handshake) at once, rather than after header_bytes or a
+ * timeout. That costs a look at the first line per call while the head is
+ * incomplete, which a head arriving whole never pays. */
+static int cr_incomplete_head(const char *buf, size_t len, size_t start, const cr_http_limits *lim,
+                              cr_http_head *h)
 {
     const char *p = buf + start;
-    size_t avail = len - start;
-    size_t line_max = lim->uri_bytes + CR_LINE_SLACK;
-    bool over = len > lim->header_bytes;
-    if (line_max < lim->uri_bytes)
-        line_max = SIZE_MAX;
-    if (avail <= line_max && !over)
-        return 0;
-    const char *eol = memchr(p, '\n', avail);
+    const char *eol = memchr(p, '\n', len - start);
     cr_head_scan s = {0};
     cr_head_init(h);
     int rc = eol ? cr_parse_request_line(p, cr_line_end(p, eol), lim, h, &s, true)
                  : cr_parse_request_line(p, buf + len, lim, h, &s, false);
     if (rc < 0)
         return rc;
-    return over ? -431 : 0;
+    return len > lim->header_bytes ? -431 : 0;
+}
+
+/* Offset just past the empty line starting at q, or 0 when q does not start
+ * one (or may, once more bytes arrive). */
+static size_t cr_empty_line_at(const char *buf, const char *q, const char *end)
+{
+    if (q < end && *q == '\n')
+        return (size_t)(q + 1 - buf);
+    if (end - q >= 2 && q[0] == '\r' && q[1] == '\n')
+        return (size_t)(q + 2 - buf);
+    return 0;
+}
+
+#define CR_PARSE_SLOW 1 /* cr_parse_one_pass could not decide */
+
+/* The common case, a whole head in the buffer at the first look: finding
+ * its end and parsing it in one pass over the lines. Anything unusual (no
+ * end, a bad field line whose verdict may depend on where the head ends)
+ * returns CR_PARSE_SLOW and is left to the two-step path, so both paths
+ * always answer alike. */
+static int cr_parse_one_pass(const char *buf, size_t len, size_t start, const cr_http_limits *lim,
+                             cr_http_head *h)
+{
+    const char *p = buf + start, *end = buf + len;
+    const char *eol = memchr(p, '\n', len - start);
+    if (eol == NULL)
+        return CR_PARSE_SLOW;
+    cr_head_scan s = {0};
+    cr_head_init(h);
+    int rc = cr_parse_request_line(p, cr_line_end(p, eol), lim, h, &s, true);
+    if (rc < 0)
+        return rc;
+    for (;;) {
+        p = eol + 1;
+        size_t head_len = cr_empty_line_at(buf, p, end);
+        if (head_len > 0) {
+            if (head_len > lim->header_bytes || head_len > INT_MAX)
+                return -431;
+            rc = cr_finish_head(h, &s);
+            return rc < 0 ? rc : (int)head_len;
+        }
+        eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL || cr_parse_header_line(p, cr_line_end(p, eol), h, &s) < 0)
+            return CR_PARSE_SLOW;
+    }
 }
 
 int cr_http_parse_head(const char *buf, size_t len, size_t *scanned, const cr_http_limits *limits,
@@ -522,6 +586,11 @@ int cr_http_parse_head(const char *buf, size_t len, size_t *scanned, const cr_ht
     ssize_t start = cr_skip_empty_lines(buf, len);
     if (start < 0)
         return -400;
+    if (*scanned == 0) {
+        int rc = cr_parse_one_pass(buf, len, (size_t)start, limits, h);
+        if (rc != CR_PARSE_SLOW)
+            return rc;
+    }
     size_t from = *scanned;
     if (from < (size_t)start || from > len)
         from = (size_t)start;
@@ -581,7 +650,7 @@ static int cr_chunk_after_size(cr_chunked_decoder *d, unsigned char c)
 
 static int cr_chunk_size_byte(cr_chunked_decoder *d, unsigned char c)
 {
-    if (++d->ext_bytes > CR_CHUNK_LINE_MAX)
+    if (c != '\r' && c != '\n' && ++d->ext_bytes > CR_CHUNK_LINE_MAX)
         return -1;
     int v = cr_hexval(c);
     switch (d->state) {

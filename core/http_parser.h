@@ -47,26 +47,37 @@ typedef struct cr_http_limits {
  * into *h; 0 when more bytes are needed; or a negative HTTP status:
  *   -400 malformed (bad request line, bad header, both Content-Length and
  *        Transfer-Encoding, conflicting or invalid Content-Length, missing
- *        Host on HTTP/1.1, bare LF/CR where not allowed, ...)
+ *        or repeated Host on HTTP/1.1, a CR not followed by LF, ...)
  *   -414 request-target longer than limits->uri_bytes
  *   -431 head longer than limits->header_bytes or too many headers
  *   -501 Transfer-Encoding other than "chunked"
  *   -505 HTTP version other than 1.0 or 1.1
- * Empty lines before the request line (RFC 9112 2.2) are skipped and counted
- * in the returned length. */
+ * *h is meaningful only after a positive return. Lines may end in CRLF or a
+ * bare LF. Empty lines before the request line (RFC 9112 2.2) are skipped
+ * and counted in the returned length. The request line is checked as soon
+ * as it arrives, even before the rest of the head: a target past uri_bytes
+ * or a line that cannot be HTTP is refused without waiting for more.
+ * For "OPTIONS *", path is "*". For an absolute-form target
+ * ("http://host/p?q"), path and query come from it, host is its authority
+ * (RFC 9112 3.2.2), and a missing path is a static "/": the one non-empty
+ * string not pointing into buf. */
 int cr_http_parse_head(const char *buf, size_t len, size_t *scanned, const cr_http_limits *limits,
                        cr_http_head *h);
 
 /* Chunked transfer-coding decoder, in place. */
 typedef struct cr_chunked_decoder {
     int state;
-    uint64_t chunk_left;   /* bytes left in the current chunk's data */
-    size_t ext_bytes;      /* bytes in the current size line, to bound it */
-    size_t trailer_bytes;  /* bytes of trailer section, to bound it */
+    uint64_t chunk_left;  /* bytes left in the current chunk's data */
+    size_t ext_bytes;     /* bytes in the current size line, to bound it */
+    size_t trailer_bytes; /* bytes of trailer section, to bound it */
 } cr_chunked_decoder;
 
-/* Decodes buf[0..*len) in place, across calls as input arrives: on return
- * buf[0..*len) holds the decoded data bytes of this call's input. Returns:
+/* Decodes buf[0..*len) in place, across calls as input arrives (zero the
+ * decoder before the first call; input may be cut at any byte): on return
+ * buf[0..*len) holds the decoded data bytes of this call's input. Chunk
+ * extensions and trailer fields are checked and dropped; a size line may
+ * hold 4096 bytes and 16 hex digits, the trailer section 8192 bytes.
+ * Returns:
  *   >= 0: the body (and its trailer section) is complete; the value is how
  *         many input bytes followed it (a pipelined request), moved to sit
  *         right after the decoded data at buf[*len .. *len + ret)
@@ -77,8 +88,10 @@ int cr_chunked_decode(cr_chunked_decoder *d, char *buf, size_t *len);
 /* Percent-decodes and normalizes a request path (RFC 3986 5.2.4 dot-segment
  * removal, "//" collapsed to "/"). out must have room for len + 1 bytes; the
  * result is NUL-terminated. Returns the output length, or -1 when the path is
- * invalid: not starting with '/', a bad %-escape, an encoded or raw NUL, or
- * ".." that would climb above the root. An encoded "/" (%2F) is decoded. */
+ * invalid: not starting with '/', a bad %-escape, an encoded NUL, a raw
+ * control character, or ".." that would climb above the root. Escapes are
+ * decoded before dot segments are removed, so "%2e%2e" is ".." and an
+ * encoded "/" (%2F) separates segments; a trailing "/" is kept. */
 ssize_t cr_http_normalize_path(const char *in, size_t len, char *out);
 
 /* Case-insensitive ASCII comparison of s against a NUL-terminated lowercase

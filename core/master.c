@@ -550,7 +550,10 @@ static int cr_daemonize(cr_master *m)
     }
     if (pid > 0) {
         close(pipefd[1]);
-        exit(read(pipefd[0], &ok, 1) == 1 ? 0 : 1);
+        if (read(pipefd[0], &ok, 1) == 1)
+            exit(0);
+        fprintf(stderr, "corral: start-up failed; see %s\n", m->srv->gen->cfg.log.error);
+        exit(1);
     }
     close(pipefd[0]);
     m->ready_fd = pipefd[1];
@@ -627,8 +630,9 @@ int cr_master_run(cr_server *srv, const cr_options *opt)
     srv->access_log = -1;
     if (cr_master_block_signals(&m) != 0 || cr_master_open_logs(srv) != 0)
         return 1;
-    cr_error_log_mirror_stderr((opt->foreground || opt->single_process) && isatty(2) &&
-                               strcmp(cfg->log.error, "-") != 0);
+    /* Start-up errors go to the terminal as well as the log; once running,
+     * only a foreground server on a terminal keeps echoing. */
+    cr_error_log_mirror_stderr(strcmp(cfg->log.error, "-") != 0);
     if (cr_pidfile_check(cfg->pidfile) != 0 || cr_master_listen(srv) != 0)
         return 1;
     if (!opt->foreground && !opt->single_process && cr_daemonize(&m) != 0) {
@@ -645,6 +649,8 @@ int cr_master_run(cr_server *srv, const cr_options *opt)
         if (cr_master_spawn(&m) != 0)
             goto fail;
     cr_master_ready(&m);
+    cr_error_log_mirror_stderr(opt->foreground && isatty(STDERR_FILENO) &&
+                               strcmp(cfg->log.error, "-") != 0);
     cr_master_loop(&m);
     free(m.started);
     return 0;

@@ -45,7 +45,12 @@ check() {
     local dir="$1"
     shift
     build "$dir" "$@"
-    if ! make -j"$jobs" check; then
+    local rc=0
+    make -j"$jobs" check || rc=$?
+    # The runners' own closing lines, so a log reader sees what ran.
+    grep -h -E "^[0-9]+%: Checks: " tests/unit/*.log 2>/dev/null || true
+    tail -n 1 tests/integration/run.sh.log 2>/dev/null || true
+    if [ "$rc" -ne 0 ]; then
         cat test-suite.log >&2 || true
         return 1
     fi

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs the integration suite against the real server once per MPM: those in
+# CR_MPMS (comma separated) or every mpm_*.so the build produced.
+set -uo pipefail
+
+src="${CR_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
+build="${CR_TOP_BUILDDIR:-$src/build}"
+export CR_TOP_SRCDIR="$src" CR_TOP_BUILDDIR="$build"
+
+mpms=()
+if [ -n "${CR_MPMS:-}" ]; then
+    IFS=, read -r -a mpms <<<"$CR_MPMS"
+else
+    for so in "$build"/mpm/mpm_*.so; do
+        [ -e "$so" ] || continue
+        name="${so##*/mpm_}"
+        mpms+=("${name%.so}")
+    done
+fi
+if [ ${#mpms[@]} -eq 0 ]; then
+    echo "run.sh: no MPM found under $build/mpm" >&2
+    exit 1
+fi
+
+passed=0 failed=0 status=0
+for mpm in "${mpms[@]}"; do
+    out="$(mktemp)"
+    python3 "$src/tests/integration/suite.py" --mpm "$mpm" 2>&1 | tee "$out"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+    line="$(grep -E "^MPM $mpm: [0-9]+ passed, [0-9]+ failed" "$out" | tail -1)"
+    rm -f "$out"
+    if [ -z "$line" ]; then
+        echo "run.sh: the suite for $mpm ended without a result line" >&2
+        failed=$((failed + 1))
+        status=1
+        continue
+    fi
+    p="$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")"
+    f="$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
+    passed=$((passed + p))
+    failed=$((failed + f))
+done
+echo "$passed passed, $failed failed"
+exit "$status"
