@@ -356,6 +356,8 @@ static int cr_conn_read_length_body(cr_conn *c, size_t *consumed)
 static int cr_body_append(cr_conn *c, char **body, size_t *len, size_t *cap, const char *data,
                           size_t n)
 {
+    if (n == 0)
+        return 0;
     if (*len + n > cr_conn_config(c)->limits.body_bytes)
         return 413;
     if (*len + n > *cap) {

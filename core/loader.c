@@ -209,18 +209,23 @@ fail:
     return -1;
 }
 
+/* Shared objects stay mapped for the life of the process: a restart that
+ * loads the same file gets the same handle back, and whatever a module's
+ * init allocated stays reachable from it. */
 void cr_generation_free(cr_generation *g)
 {
     for (size_t i = 0; i < g->nmodules; i++) {
-        if (g->modules[i].dl != NULL)
-            dlclose(g->modules[i].dl);
         free(g->modules[i].name);
         free(g->modules[i].file);
     }
+    for (size_t i = 0; i < g->router.nroutes; i++) {
+        const cr_route *r = &g->router.routes[i];
+
+        if (r->module != NULL && r->module->route_exit != NULL && r->route_data != NULL)
+            r->module->route_exit(r->route_data);
+    }
     free(g->modules);
     free(g->router.routes);
-    if (g->mpm_dl != NULL)
-        dlclose(g->mpm_dl);
     free(g->mpm_file);
     cr_config_free(&g->cfg);
     memset(g, 0, sizeof(*g));

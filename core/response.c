@@ -130,7 +130,8 @@ int cr_response_header(cr_request *r, const char *name, const char *value)
         grown = cr_pool_alloc(&c->pool, cap);
         if (grown == NULL)
             return CR_ERROR;
-        memcpy(grown, resp->headers, resp->headers_len);
+        if (resp->headers_len)
+            memcpy(grown, resp->headers, resp->headers_len);
         resp->headers = grown;
         resp->headers_cap = cap;
     }

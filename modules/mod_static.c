@@ -337,6 +337,11 @@ static int cr_static_index(cr_route_ctx *ctx, cr_static_route *route)
     return CR_OK;
 }
 
+static void cr_static_route_exit(void *route_data)
+{
+    cr_static_route_free(route_data);
+}
+
 static int cr_static_route_init(cr_route_ctx *ctx)
 {
     static const char *const allowed[] = {"path", "module", "host", "root", "index", NULL};
@@ -621,5 +626,6 @@ __attribute__((visibility("default"))) const cr_module cr_module_entry = {
     .flags = 0, /* reads the disk: never inline on an event thread */
     .init = cr_static_init,
     .route_init = cr_static_route_init,
+    .route_exit = cr_static_route_exit,
     .handle = cr_static_handle,
 };

@@ -37,6 +37,9 @@ typedef struct cr_module {
     int (*init)(const config_setting_t *settings, const char *config_dir, char *err, size_t errlen);
     /* In the master, once for each route naming the module. CR_OK or CR_ERROR. */
     int (*route_init)(cr_route_ctx *ctx);
+    /* In the master when the route's generation ends (a restart or the
+     * stop), to free what route_init stored. Children never call it. */
+    void (*route_exit)(void *route_data);
     /* In each child after fork, and before it exits. */
     void (*child_init)(void);
     void (*child_exit)(void);
