@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -15,20 +16,43 @@
 #include "http_conn.h"
 
 /* Set from signal handlers: the only process state outside the server
- * object, because a handler can reach nothing else safely. */
+ * object, because a handler can reach nothing else safely. The eventfds
+ * are written once and never drained, so every wait in every thread sees
+ * them readable from then on. */
 static volatile sig_atomic_t cr_stop_now;
 static volatile sig_atomic_t cr_stop_graceful;
+static int cr_stop_now_fd = -1;
+static int cr_stop_graceful_fd = -1;
+
+static void cr_stop_fd_raise(int fd)
+{
+    uint64_t one = 1;
+    int saved = errno;
+
+    if (fd >= 0)
+        (void)!write(fd, &one, sizeof(one));
+    errno = saved;
+}
 
 static void cr_on_stop_signal(int sig)
 {
     (void)sig;
     cr_stop_now = 1;
+    cr_stop_fd_raise(cr_stop_now_fd);
+    cr_stop_fd_raise(cr_stop_graceful_fd);
 }
 
 static void cr_on_graceful_signal(int sig)
 {
     (void)sig;
     cr_stop_graceful = 1;
+    cr_stop_fd_raise(cr_stop_graceful_fd);
+}
+
+int cr_child_stop_fd(const cr_child *child, cr_wait_kind kind)
+{
+    (void)child;
+    return kind == CR_WAIT_IDLE ? cr_stop_graceful_fd : cr_stop_now_fd;
 }
 
 bool cr_child_stopping(const cr_child *child)
@@ -73,6 +97,10 @@ static int cr_child_signals(cr_child *child)
     struct sigaction sa;
     sigset_t stop;
 
+    cr_stop_now_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    cr_stop_graceful_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (cr_stop_now_fd < 0 || cr_stop_graceful_fd < 0)
+        return -1;
     memset(&sa, 0, sizeof(sa));
     sigemptyset(&sa.sa_mask);
     /* No SA_RESTART: a stop must interrupt the wait it arrives in. */
@@ -104,12 +132,17 @@ static int cr_child_signals(cr_child *child)
     return 0;
 }
 
+#define CR_EPOLL_STOP UINT32_MAX
+
 static int cr_child_listen(cr_child *child)
 {
     const cr_listeners *ls = &child->srv->listeners;
+    struct epoll_event stop = { .events = EPOLLIN, .data.u32 = CR_EPOLL_STOP };
 
     child->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (child->epfd < 0)
+        return -1;
+    if (epoll_ctl(child->epfd, EPOLL_CTL_ADD, cr_stop_graceful_fd, &stop) != 0)
         return -1;
     for (size_t i = 0; i < ls->count; i++) {
         /* EPOLLEXCLUSIVE wakes one waiting child per connection, not all. */
@@ -121,22 +154,25 @@ static int cr_child_listen(cr_child *child)
     return 0;
 }
 
-int cr_child_wait(cr_child *child, int fd, short events, int timeout_ms)
+int cr_child_wait(cr_child *child, int fd, short events, int timeout_ms, cr_wait_kind kind)
 {
-    struct pollfd p = { .fd = fd, .events = events };
+    struct pollfd p[2] = { { .fd = fd, .events = events },
+                           { .fd = cr_child_stop_fd(child, kind), .events = POLLIN } };
     struct timespec ts, *tsp = NULL;
     int n;
 
-    if (cr_stop_now)
+    if (cr_stop_now || (kind == CR_WAIT_IDLE && cr_stop_graceful))
         return CR_AGAIN;
     if (timeout_ms >= 0) {
         ts.tv_sec = timeout_ms / 1000;
         ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
         tsp = &ts;
     }
-    n = ppoll(&p, 1, tsp, &child->wait_mask);
+    n = ppoll(p, 2, tsp, &child->wait_mask);
     if (n < 0)
         return errno == EINTR ? CR_AGAIN : CR_ERROR;
+    if (p[1].revents)
+        return CR_AGAIN;
     return n > 0 ? 1 : 0;
 }
 
@@ -162,7 +198,7 @@ int cr_child_accept(cr_child *child)
     if (cr_child_stopping(child))
         return -1;
     n = epoll_pwait(child->epfd, &ev, 1, -1, &child->wait_mask);
-    if (n <= 0) {
+    if (n <= 0 || ev.data.u32 == CR_EPOLL_STOP) {
         if (n < 0 && errno != EINTR)
             cr_log_errno(CR_LOG_ERROR, errno, "epoll_pwait on listeners");
         return -1;

@@ -15,8 +15,8 @@
 struct cr_child {
     cr_server *srv;
     cr_generation *gen;
-    int slot;   /* process slot in the scoreboard */
-    int epfd;   /* the listeners, for cr_child_accept */
+    int slot;           /* process slot in the scoreboard */
+    int epfd;           /* the listeners and the stop descriptors, for cr_child_accept */
     sigset_t wait_mask; /* the mask while waiting: stop signals let through */
     atomic_ulong requests;
 };
@@ -26,10 +26,22 @@ struct cr_child {
  * status. */
 int cr_child_run(cr_server *srv, int slot);
 
+/* How a wait reacts to a stop request. */
+typedef enum cr_wait_kind {
+    CR_WAIT_BUSY, /* mid-request: only an immediate stop interrupts it */
+    CR_WAIT_IDLE, /* between requests: a graceful stop interrupts it too */
+} cr_wait_kind;
+
 /* Waits until fd has one of events or timeout_ms passed (-1: forever).
- * Returns 1 ready, 0 timed out, CR_AGAIN when a stop signal arrived (check
- * cr_child_stopping), CR_ERROR on failure (errno set). */
-int cr_child_wait(cr_child *child, int fd, short events, int timeout_ms);
+ * Returns 1 ready, 0 timed out, CR_AGAIN when a stop that concerns this
+ * kind of wait was requested, CR_ERROR on failure (errno set). Every
+ * thread of the child sees a stop request, not just the one the signal
+ * landed on. */
+int cr_child_wait(cr_child *child, int fd, short events, int timeout_ms, cr_wait_kind kind);
+
+/* Descriptor that turns readable once a stop of this kind is requested
+ * (for MPMs that wait in an event loop of their own). */
+int cr_child_stop_fd(const cr_child *child, cr_wait_kind kind);
 
 /* Counts a served request for requests_per_child. */
 void cr_child_count_request(cr_child *child);

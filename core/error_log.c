@@ -63,8 +63,12 @@ void cr_log_write(cr_log_level level, int errnum, const char *fmt, ...)
     if (n < sizeof(line))
         n += (size_t)vsnprintf(line + n, sizeof(line) - n, fmt, ap);
     va_end(ap);
-    if (errnum != 0 && n < sizeof(line))
-        n += (size_t)snprintf(line + n, sizeof(line) - n, ": %s", strerror(errnum));
+    if (errnum != 0 && n < sizeof(line)) {
+        char ebuf[128];
+
+        n += (size_t)snprintf(line + n, sizeof(line) - n, ": %s",
+                              strerror_r(errnum, ebuf, sizeof(ebuf)));
+    }
     if (n > sizeof(line) - 2)
         n = sizeof(line) - 2;
     line[n++] = '\n';

@@ -112,7 +112,8 @@ static void cr_conn_free(cr_conn *c)
 static int cr_conn_wait(cr_conn *c, short events, long long deadline, bool idle)
 {
     for (;;) {
-        int rc = cr_child_wait(c->child, c->fd, events, cr_ms_left(deadline));
+        int rc = cr_child_wait(c->child, c->fd, events, cr_ms_left(deadline),
+                               idle ? CR_WAIT_IDLE : CR_WAIT_BUSY);
 
         if (rc == 1 || rc == 0)
             return rc;
