@@ -7,6 +7,7 @@
 #define CR_HTTP_CONN_H
 
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +50,36 @@ static inline cr_conn *cr_conn_of(const cr_request *r)
 {
     return (cr_conn *)((char *)r - offsetof(cr_conn, req));
 }
+
+/* Resets c for a new connection on fd; the buffer is the caller's. */
+void cr_conn_init(cr_conn *c, struct cr_child *child, int thread, int fd);
+
+/* Records the client's address as text. */
+void cr_conn_set_peer(cr_conn *c, const struct sockaddr *sa);
+
+const struct cr_config *cr_conn_config(const cr_conn *c);
+struct cr_worker_score *cr_conn_score(const cr_conn *c);
+
+/* Copies the request line and client into the scoreboard slot. */
+void cr_conn_note_request(cr_conn *c);
+
+/* Fills c->req from the parsed head and normalizes the path. Returns 0 or
+ * an HTTP status to answer with. */
+int cr_conn_begin_request(cr_conn *c);
+
+/* Appends n bytes to a request body kept in the pool, within the body
+ * limit. Returns 0, 413 or 500. */
+int cr_body_append(cr_conn *c, char **body, size_t *len, size_t *cap, const char *data,
+                   size_t n);
+
+/* Whether the connection may serve another request after this one. */
+bool cr_conn_may_keep_alive(const cr_conn *c);
+
+/* Counts the finished request in the scoreboard and the access log. */
+void cr_conn_account(cr_conn *c);
+
+/* Forgets the finished request: response, pool, request fields. */
+void cr_conn_next_request(cr_conn *c);
 
 /* Runs the handler chain for the parsed request in c and leaves the
  * response in c->resp (an error page when nothing served it). */

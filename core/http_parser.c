@@ -546,7 +546,7 @@ static size_t cr_empty_line_at(const char *buf, const char *q, const char *end)
     return 0;
 }
 
-#define CR_PARSE_SLOW 1 /* cr_parse_one_pass could not decide */
+#define CR_PARSE_SLOW 1 /* cr_parse_one_pass could not decide; no head is 1 byte */
 
 /* The common case, a whole head in the buffer at the first look: finding
  * its end and parsing it in one pass over the lines. Anything unusual (no

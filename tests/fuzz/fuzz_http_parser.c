@@ -143,6 +143,39 @@ static void fuzz_head(const uint8_t *data, size_t size, const cr_http_limits *li
     free(b);
 }
 
+/* Serves the input as a connection would: head after head, skipping each
+ * Content-Length body and decoding each chunked one in place, so that
+ * pipelined requests and what chunked decoding leaves behind get parsed. */
+static void fuzz_pipeline(const uint8_t *data, size_t size, const cr_http_limits *lim)
+{
+    char *b = dup_exact(data, size);
+    size_t off = 0, end = size;
+    for (int i = 0; i < 32; i++) {
+        cr_http_head h;
+        size_t scanned = 0;
+        int rc = cr_http_parse_head(b + off, end - off, &scanned, lim, &h);
+        if (rc <= 0)
+            break;
+        check_parsed_head(b + off, (size_t)rc, lim, &h);
+        off += (size_t)rc;
+        if (h.content_length > 0) {
+            if ((uint64_t)h.content_length > end - off)
+                break;
+            off += (size_t)h.content_length;
+        } else if (h.chunked) {
+            cr_chunked_decoder d = {0};
+            size_t n = end - off;
+            int rest = cr_chunked_decode(&d, b + off, &n);
+            if (rest < 0)
+                break;
+            FUZZ_CHECK(off + n + (size_t)rest <= end);
+            off += n;
+            end = off + (size_t)rest;
+        }
+    }
+    free(b);
+}
+
 typedef struct chunk_result {
     int rc;
     char *out; /* decoded data, then the bytes that followed the body */
@@ -252,6 +285,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     for (size_t i = 0; i < sizeof(fuzz_limits) / sizeof(fuzz_limits[0]); i++)
         fuzz_head(data, size, &fuzz_limits[i]);
+    fuzz_pipeline(data, size, &fuzz_limits[0]);
     fuzz_chunked(data, size);
     check_path((const char *)data, size);
     return 0;

@@ -1,0 +1,446 @@
+/* The blocking connection driver of the prefork and worker MPMs: one
+ * thread owns the connection from accept to close and waits in ppoll with
+ * the timeouts of the config (header, body, keep-alive, write). */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "corral/log.h"
+#include "http_conn.h"
+
+/* What reading a request ended in, besides a complete one. */
+enum {
+    CR_CONN_CLOSE = 0, /* close without answering: EOF, idle timeout, stop */
+};
+
+#define CR_LINGER_MS 2000
+#define CR_LINGER_BYTES (256 * 1024)
+
+static long long cr_monotonic_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int cr_ms_left(long long deadline)
+{
+    long long left = deadline - cr_monotonic_ms();
+
+    return left > 0 ? (int)left : 0;
+}
+
+static cr_conn *cr_conn_new(cr_child *child, int thread, int fd)
+{
+    size_t cap = child->gen->cfg.limits.header_bytes + 1;
+    cr_conn *c = malloc(sizeof(*c));
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (c == NULL)
+        return NULL;
+    cr_conn_init(c, child, thread, fd);
+    c->buf = malloc(cap);
+    if (c->buf == NULL) {
+        free(c);
+        return NULL;
+    }
+    c->cap = cap;
+    ss.ss_family = AF_UNSPEC;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        cr_log_errno(CR_LOG_DEBUG, errno, "getpeername");
+    cr_conn_set_peer(c, (struct sockaddr *)&ss);
+    return c;
+}
+
+static void cr_conn_free(cr_conn *c)
+{
+    cr_response_cleanup(&c->resp);
+    cr_pool_reset(&c->pool);
+    if (close(c->fd) != 0)
+        cr_log_errno(CR_LOG_DEBUG, errno, "close of client socket");
+    free(c->buf);
+    free(c);
+}
+
+/* Waits for fd to be ready. 1 ready; 0 timed out or asked to stop; -1
+ * error. An idle wait also ends on a graceful stop: nothing is lost by
+ * closing a connection between requests. */
+static int cr_conn_wait(cr_conn *c, short events, long long deadline, bool idle)
+{
+    for (;;) {
+        int rc = cr_child_wait(c->child, c->fd, events, cr_ms_left(deadline),
+                               idle ? CR_WAIT_IDLE : CR_WAIT_BUSY);
+
+        if (rc == 1 || rc == 0)
+            return rc;
+        if (rc == CR_ERROR) {
+            cr_log_errno(CR_LOG_ERROR, errno, "poll on client socket");
+            return -1;
+        }
+        if (cr_child_stopping_now(c->child) || (idle && cr_child_stopping(c->child)))
+            return 0;
+    }
+}
+
+/* Reads what is available into the buffer. >0 bytes read, 0 EOF, -1
+ * error, CR_AGAIN nothing yet. */
+static ssize_t cr_conn_read(cr_conn *c, char *into, size_t room)
+{
+    ssize_t n = read(c->fd, into, room);
+
+    if (n >= 0)
+        return n;
+    if (errno == EAGAIN || errno == EINTR)
+        return CR_AGAIN;
+    if (errno != ECONNRESET)
+        cr_log_errno(CR_LOG_DEBUG, errno, "read from %s", c->remote_addr);
+    return -1;
+}
+
+/* Reads until a whole request head is in the buffer. Returns its length,
+ * CR_CONN_CLOSE, or a negative HTTP status to answer with. */
+static int cr_conn_read_head(cr_conn *c)
+{
+    const cr_config *cfg = cr_conn_config(c);
+    cr_http_limits limits = { cfg->limits.header_bytes, cfg->limits.uri_bytes };
+    bool fresh = c->nrequests == 0;
+    long long idle_deadline = cr_monotonic_ms() + 1000LL * (fresh ? cfg->timeouts.header
+                                                                   : cfg->timeouts.keepalive);
+    long long deadline = 0;
+    bool try_read = fresh;
+
+    c->scanned = 0;
+    for (;;) {
+        ssize_t n;
+        int rc;
+
+        if (c->len > 0) {
+            rc = cr_http_parse_head(c->buf, c->len, &c->scanned, &limits, &c->head);
+            if (rc != 0)
+                return rc;
+            if (deadline == 0) {
+                deadline = cr_monotonic_ms() + 1000LL * cfg->timeouts.header;
+                cr_child_set_state(c->child, c->thread, CR_SLOT_READ);
+            }
+            if (c->len >= c->cap)
+                return -431;
+        }
+        if (!try_read) {
+            rc = cr_conn_wait(c, POLLIN, c->len ? deadline : idle_deadline, c->len == 0);
+            if (rc < 0)
+                return CR_CONN_CLOSE;
+            if (rc == 0)
+                return c->len && !cr_child_stopping_now(c->child) ? -408 : CR_CONN_CLOSE;
+        }
+        try_read = false;
+        n = cr_conn_read(c, c->buf + c->len, c->cap - c->len);
+        if (n == 0 || n == -1)
+            return CR_CONN_CLOSE;
+        if (n > 0)
+            c->len += (size_t)n;
+    }
+}
+
+static int cr_conn_send_all(cr_conn *c, struct iovec *iov, int niov, bool more)
+{
+    long long deadline = cr_monotonic_ms() + 1000LL * cr_conn_config(c)->timeouts.write;
+    struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)niov };
+    int flags = MSG_NOSIGNAL | (more ? MSG_MORE : 0);
+
+    while (msg.msg_iovlen > 0) {
+        ssize_t n = sendmsg(c->fd, &msg, flags);
+
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                return -1;
+            if (cr_conn_wait(c, POLLOUT, deadline, false) != 1)
+                return -1;
+            continue;
+        }
+        c->resp.started = true;
+        while (msg.msg_iovlen > 0 && (size_t)n >= msg.msg_iov->iov_len) {
+            n -= (ssize_t)msg.msg_iov->iov_len;
+            msg.msg_iov++;
+            msg.msg_iovlen--;
+        }
+        if (msg.msg_iovlen > 0) {
+            msg.msg_iov->iov_base = (char *)msg.msg_iov->iov_base + n;
+            msg.msg_iov->iov_len -= (size_t)n;
+        }
+    }
+    return 0;
+}
+
+static int cr_conn_send_file(cr_conn *c)
+{
+    long long deadline = cr_monotonic_ms() + 1000LL * cr_conn_config(c)->timeouts.write;
+    cr_response *resp = &c->resp;
+    off_t off = resp->file_off;
+    size_t left = resp->file_len;
+
+    while (left > 0) {
+        ssize_t n = sendfile(c->fd, resp->file_fd, &off, left);
+
+        if (n > 0) {
+            left -= (size_t)n;
+            c->bytes_sent += (uint64_t)n;
+            deadline = cr_monotonic_ms() + 1000LL * cr_conn_config(c)->timeouts.write;
+            continue;
+        }
+        if (n == 0) {
+            cr_log(CR_LOG_ERROR, "file for %.*s shrank while being sent",
+                   (int)c->req.target.len, c->req.target.ptr);
+            return -1;
+        }
+        if (errno != EAGAIN && errno != EINTR)
+            return -1;
+        if (cr_conn_wait(c, POLLOUT, deadline, false) != 1)
+            return -1;
+    }
+    return 0;
+}
+
+static int cr_conn_send_response(cr_conn *c)
+{
+    cr_response *resp = &c->resp;
+    struct iovec iov[CR_RESPONSE_MAX_IOV + 1];
+    bool with_body = c->req.method != CR_METHOD_HEAD && !cr_status_has_no_body(resp->status);
+    char small[1024], *head = small;
+    size_t hl = cr_http_format_head(c, small, sizeof(small));
+    int niov = 1;
+
+    if (hl == 0) {
+        size_t cap = resp->headers_len + 512;
+
+        head = cr_pool_alloc(&c->pool, cap);
+        if (head == NULL || (hl = cr_http_format_head(c, head, cap)) == 0)
+            return -1;
+    }
+    iov[0].iov_base = head;
+    iov[0].iov_len = hl;
+    if (with_body) {
+        memcpy(&iov[1], resp->body, sizeof(struct iovec) * (size_t)resp->nbody);
+        niov += resp->nbody;
+    }
+    if (cr_conn_send_all(c, iov, niov, with_body && resp->file_fd >= 0) != 0)
+        return -1;
+    if (with_body)
+        c->bytes_sent = resp->body_len;
+    if (with_body && resp->file_fd >= 0)
+        return cr_conn_send_file(c);
+    return 0;
+}
+
+/* Answers 100 Continue when the client waits for it before sending. */
+static int cr_conn_continue(cr_conn *c, size_t have, size_t want)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    struct iovec iov = { (void *)cont, sizeof(cont) - 1 };
+
+    if (!c->head.expect_continue || c->head.version_minor == 0 || have >= want)
+        return 0;
+    c->head.expect_continue = false;
+    return cr_conn_send_all(c, &iov, 1, false);
+}
+
+/* Reads into dst[have..want) with the body timeout. 0, or -1 to close. */
+static int cr_conn_read_exact(cr_conn *c, char *dst, size_t have, size_t want)
+{
+    long long deadline = cr_monotonic_ms() + 1000LL * cr_conn_config(c)->timeouts.body;
+
+    while (have < want) {
+        ssize_t n = cr_conn_read(c, dst + have, want - have);
+
+        if (n == 0 || n == -1)
+            return -1;
+        if (n > 0) {
+            have += (size_t)n;
+            deadline = cr_monotonic_ms() + 1000LL * cr_conn_config(c)->timeouts.body;
+            continue;
+        }
+        if (cr_conn_wait(c, POLLIN, deadline, false) != 1)
+            return -1;
+    }
+    return 0;
+}
+
+/* A Content-Length body: kept in the read buffer when it fits there,
+ * otherwise in one pool allocation. Returns 0, an HTTP status, or -1. */
+static int cr_conn_read_length_body(cr_conn *c, size_t *consumed)
+{
+    size_t want = (size_t)c->head.content_length;
+    size_t avail = c->len - c->head_len;
+    size_t have = avail < want ? avail : want;
+    char *body;
+
+    if (c->head.content_length > (int64_t)cr_conn_config(c)->limits.body_bytes)
+        return 413;
+    if (cr_conn_continue(c, have, want) != 0)
+        return -1;
+    if (c->head_len + want <= c->cap) {
+        body = c->buf + c->head_len;
+        if (cr_conn_read_exact(c, body, have, want) != 0)
+            return -1;
+        if (c->len < c->head_len + want)
+            c->len = c->head_len + want;
+        *consumed = c->head_len + want;
+    } else {
+        body = cr_pool_alloc(&c->pool, want);
+        if (body == NULL)
+            return 500;
+        memcpy(body, c->buf + c->head_len, have);
+        if (cr_conn_read_exact(c, body, have, want) != 0)
+            return -1;
+        *consumed = c->head_len + have;
+    }
+    c->req.body = (cr_str){ body, want };
+    return 0;
+}
+
+/* A chunked body: decoded in place in the read buffer, collected into a
+ * pool buffer; bytes of a pipelined request that follow stay after the
+ * head. Returns 0, an HTTP status, or -1. */
+static int cr_conn_read_chunked_body(cr_conn *c, size_t *consumed)
+{
+    long long deadline = cr_monotonic_ms() + 1000LL * cr_conn_config(c)->timeouts.body;
+    cr_chunked_decoder d = { 0 };
+    char *body = NULL;
+    size_t blen = 0, bcap = 0;
+
+    if (cr_conn_continue(c, 0, 1) != 0)
+        return -1;
+    for (;;) {
+        size_t n = c->len - c->head_len;
+        int rc = cr_chunked_decode(&d, c->buf + c->head_len, &n);
+        int st;
+
+        if (rc == CR_ERROR)
+            return 400;
+        st = cr_body_append(c, &body, &blen, &bcap, c->buf + c->head_len, n);
+        if (st != 0)
+            return st;
+        if (rc >= 0) {
+            memmove(c->buf + c->head_len, c->buf + c->head_len + n, (size_t)rc);
+            c->len = c->head_len + (size_t)rc;
+            break;
+        }
+        c->len = c->head_len;
+        for (;;) {
+            ssize_t got = cr_conn_read(c, c->buf + c->len, c->cap - c->len);
+
+            if (got == 0 || got == -1)
+                return -1;
+            if (got > 0) {
+                c->len += (size_t)got;
+                deadline = cr_monotonic_ms() + 1000LL * cr_conn_config(c)->timeouts.body;
+                break;
+            }
+            if (cr_conn_wait(c, POLLIN, deadline, false) != 1)
+                return -1;
+        }
+    }
+    *consumed = c->head_len;
+    c->req.body = (cr_str){ body != NULL ? body : "", blen };
+    return 0;
+}
+
+/* The path, then the body. Returns 0, an HTTP status, or -1 to close. */
+static int cr_conn_prepare_request(cr_conn *c, size_t *consumed)
+{
+    int rc = cr_conn_begin_request(c);
+
+    *consumed = c->head_len;
+    if (rc != 0)
+        return rc;
+    if (c->head.chunked)
+        return cr_conn_read_chunked_body(c, consumed);
+    if (c->head.content_length > 0)
+        return cr_conn_read_length_body(c, consumed);
+    return 0;
+}
+
+/* Closes our side first and drains what the client still sends, so it
+ * reads our answer instead of a reset. */
+static void cr_conn_linger(cr_conn *c)
+{
+    long long deadline = cr_monotonic_ms() + CR_LINGER_MS;
+    size_t drained = 0;
+    char sink[4096];
+
+    cr_child_set_state(c->child, c->thread, CR_SLOT_CLOSING);
+    if (shutdown(c->fd, SHUT_WR) != 0)
+        return;
+    while (drained < CR_LINGER_BYTES) {
+        ssize_t n = cr_conn_read(c, sink, sizeof(sink));
+
+        if (n == 0 || n == -1)
+            return;
+        if (n > 0) {
+            drained += (size_t)n;
+            continue;
+        }
+        if (cr_conn_wait(c, POLLIN, deadline, false) != 1)
+            return;
+    }
+}
+
+/* Serves one request. Returns true when the connection stays open. */
+static bool cr_conn_serve_one(cr_conn *c)
+{
+    size_t consumed = 0;
+    int rc = cr_conn_read_head(c);
+    bool sent;
+
+    if (rc == CR_CONN_CLOSE)
+        return false;
+    cr_child_set_state(c->child, c->thread, CR_SLOT_WRITE);
+    if (rc < 0) {
+        c->keep_alive = false;
+        cr_http_error_page(c, -rc);
+    } else {
+        c->head_len = (size_t)rc;
+        cr_conn_note_request(c);
+        rc = cr_conn_prepare_request(c, &consumed);
+        if (rc < 0)
+            return false;
+        c->keep_alive = rc == 0 && cr_conn_may_keep_alive(c);
+        if (rc > 0)
+            cr_http_error_page(c, rc);
+        else
+            cr_http_run_handlers(c);
+    }
+    sent = cr_conn_send_response(c) == 0;
+    cr_conn_account(c);
+    if (sent && !c->keep_alive && rc != 0)
+        cr_conn_linger(c);
+    if (!sent || !c->keep_alive)
+        return false;
+
+    /* Keep what a pipelining client already sent after this request. */
+    memmove(c->buf, c->buf + consumed, c->len - consumed);
+    c->len -= consumed;
+    return true;
+}
+
+void cr_http_serve_blocking(cr_child *child, int thread, int fd)
+{
+    cr_conn *c = cr_conn_new(child, thread, fd);
+
+    if (c == NULL) {
+        cr_log(CR_LOG_ERROR, "out of memory for a connection");
+        close(fd);
+        return;
+    }
+    cr_child_set_state(child, thread, CR_SLOT_READ);
+    while (cr_conn_serve_one(c))
+        cr_conn_next_request(c);
+    cr_conn_free(c);
+}
