@@ -440,7 +440,9 @@ void cr_http_serve_blocking(cr_child *child, int thread, int fd)
         return;
     }
     cr_child_set_state(child, thread, CR_SLOT_READ);
-    while (cr_conn_serve_one(c))
+    while (cr_conn_serve_one(c)) {
         cr_conn_next_request(c);
+        cr_child_set_state(child, thread, CR_SLOT_KEEPALIVE);
+    }
     cr_conn_free(c);
 }

@@ -184,5 +184,4 @@ void cr_conn_next_request(cr_conn *c)
     memset(&c->req, 0, sizeof(c->req));
     c->bytes_sent = 0;
     c->nrequests++;
-    cr_child_set_state(c->child, c->thread, CR_SLOT_KEEPALIVE);
 }

@@ -40,6 +40,20 @@ typedef struct cr_conn {
     cr_response resp;
     bool keep_alive;
     uint64_t bytes_sent; /* body bytes of the current response */
+    size_t consumed;     /* bytes of buf that belong to the current request */
+
+    /* Progress of a request body and of a response write, for the event
+     * driver, which does both a piece at a time. */
+    cr_chunked_decoder chunked;
+    char *body;
+    size_t body_len;
+    size_t body_cap;
+    size_t body_want;
+    struct iovec out[CR_RESPONSE_MAX_IOV + 1];
+    int nout;
+    int out_next;
+    off_t file_off;
+    size_t file_left;
 
     cr_pool pool;
     _Alignas(16) char pool_block[CR_CONN_POOL_BLOCK];

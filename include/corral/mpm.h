@@ -78,6 +78,22 @@ int cr_child_accept(cr_child *child);
  * Closes fd. */
 void cr_child_serve_blocking(cr_child *child, int thread, int fd);
 
+/* Options of the event-driven driver. */
+typedef struct cr_event_options {
+    int threads;         /* handler pool threads; scoreboard slots 0..threads-1, the
+                          * event thread uses slot `threads` */
+    int max_connections; /* per child; past it the child stops accepting for a while */
+    int queue_limit;     /* requests waiting for a pool thread before 503s; 0: threads x 64 */
+} cr_event_options;
+
+/* Runs the event-driven driver as this child's body: one event thread
+ * accepts, reads request heads and bodies without blocking, holds idle
+ * keep-alive connections and finishes slow writes; complete requests go to
+ * a pool of handler threads, or run on the event thread when every module
+ * that may serve them is CR_MODULE_NONBLOCKING. Returns the exit status
+ * once the child was asked to stop and its connections are done. */
+int cr_child_serve_events(cr_child *child, const cr_event_options *opt);
+
 /* Records the state of handler slot `thread` in the scoreboard. */
 void cr_child_set_state(cr_child *child, int thread, cr_slot_state state);
 

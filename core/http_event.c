@@ -1,0 +1,937 @@
+/* The event-driven connection driver (event MPM). One libevent thread per
+ * child accepts, reads request heads and bodies without blocking, holds
+ * idle keep-alive connections on common timeouts and finishes writes the
+ * socket could not take at once; a complete request runs inline when its
+ * modules never block, else on a pool thread, and comes back to the event
+ * thread once its response is out or would block. An idle connection
+ * keeps only a small cr_econn; the full cr_conn with its buffers is
+ * attached while a request is in progress and recycled after. */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "corral/log.h"
+#include "http_conn.h"
+
+#define CR_ACCEPT_BATCH 64
+#define CR_LINGER_SECONDS 2
+#define CR_SPARE_CONNS 64
+
+typedef enum cr_econn_state {
+    CR_ES_IDLE,    /* keep-alive wait: no request bytes, no cr_conn */
+    CR_ES_HEAD,    /* reading a request head */
+    CR_ES_BODY,    /* reading its body */
+    CR_ES_HANDLER, /* queued for or inside a pool thread */
+    CR_ES_WRITE,   /* waiting to send the rest of a response */
+    CR_ES_LINGER,  /* our side closed, draining the client */
+} cr_econn_state;
+
+struct cr_evloop;
+
+typedef struct cr_econn {
+    struct event ev;
+    struct cr_evloop *loop;
+    cr_conn *c;              /* while a request is in progress */
+    struct cr_econn *next;   /* pool queue or done list */
+    struct cr_econn *prev_all, *next_all;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
+    int fd;
+    uint8_t state;
+    bool linger; /* drain the client after the response */
+    unsigned nrequests;
+} cr_econn;
+
+typedef struct cr_evloop {
+    cr_child *child;
+    const cr_config *cfg;
+    struct event_base *base;
+    struct event **listen_ev;
+    size_t nlisten;
+    struct event *stop_ev;     /* graceful stop requested */
+    struct event *stop_now_ev; /* immediate stop requested */
+    struct event *done_ev;     /* pool threads handed connections back */
+    struct event *resume_ev;   /* accept again after a pause */
+    const struct timeval *tv_header, *tv_body, *tv_keepalive, *tv_write, *tv_linger;
+
+    cr_econn *all; /* every open connection */
+    int nconns;
+    int max_conns;
+    bool accepting;
+    bool full_logged;
+    bool stopping;
+
+    cr_conn **spares; /* recycled cr_conn structs with their buffers */
+    int nspares;
+
+    /* The pool. */
+    int nthreads;
+    pthread_t *threads;
+    pthread_mutex_t lock;
+    pthread_cond_t work;
+    cr_econn *queue_head, *queue_tail;
+    int queued, queue_limit;
+    cr_econn *done; /* handed back, newest first */
+    bool pool_stop;
+} cr_evloop;
+
+static void cr_ev_on_conn_event(evutil_socket_t fd, short what, void *arg);
+static void cr_ev_on_bytes(cr_econn *e);
+
+/* ---- connection bookkeeping ---- */
+
+static void cr_ev_listeners(cr_evloop *l, bool on)
+{
+    if (l->accepting == on)
+        return;
+    for (size_t i = 0; i < l->nlisten; i++)
+        if ((on ? event_add(l->listen_ev[i], NULL) : event_del(l->listen_ev[i])) != 0)
+            cr_log(CR_LOG_ERROR, "cannot %s listener events", on ? "add" : "remove");
+    l->accepting = on;
+}
+
+static cr_conn *cr_ev_conn_get(cr_evloop *l, cr_econn *e)
+{
+    cr_conn *c;
+
+    if (l->nspares > 0) {
+        c = l->spares[--l->nspares];
+    } else {
+        c = malloc(sizeof(*c));
+        if (c == NULL)
+            return NULL;
+        c->cap = l->cfg->limits.header_bytes + 1;
+        c->buf = malloc(c->cap);
+        if (c->buf == NULL) {
+            free(c);
+            return NULL;
+        }
+    }
+    {
+        char *buf = c->buf;
+        size_t cap = c->cap;
+
+        cr_conn_init(c, l->child, l->nthreads, e->fd);
+        c->buf = buf;
+        c->cap = cap;
+    }
+    cr_conn_set_peer(c, &e->peer.sa);
+    c->nrequests = e->nrequests;
+    return c;
+}
+
+static void cr_ev_conn_put(cr_evloop *l, cr_conn *c)
+{
+    cr_response_cleanup(&c->resp);
+    cr_pool_reset(&c->pool);
+    if (l->nspares < CR_SPARE_CONNS) {
+        l->spares[l->nspares++] = c;
+        return;
+    }
+    free(c->buf);
+    free(c);
+}
+
+static void cr_ev_close(cr_econn *e)
+{
+    cr_evloop *l = e->loop;
+
+    event_del(&e->ev);
+    if (e->c != NULL)
+        cr_ev_conn_put(l, e->c);
+    if (close(e->fd) != 0)
+        cr_log_errno(CR_LOG_DEBUG, errno, "close of client socket");
+    if (e->prev_all != NULL)
+        e->prev_all->next_all = e->next_all;
+    else
+        l->all = e->next_all;
+    if (e->next_all != NULL)
+        e->next_all->prev_all = e->prev_all;
+    free(e);
+    l->nconns--;
+    if (l->stopping) {
+        if (l->nconns == 0)
+            event_base_loopbreak(l->base);
+        return;
+    }
+    if (!l->accepting && l->nconns < l->max_conns && !event_pending(l->resume_ev, EV_TIMEOUT, 0))
+        cr_ev_listeners(l, true);
+}
+
+/* Watches the connection for `what` with the given timeout. */
+static void cr_ev_watch(cr_econn *e, short what, const struct timeval *tv)
+{
+    if (event_pending(&e->ev, EV_READ | EV_WRITE, NULL) && (event_get_events(&e->ev) & what)) {
+        event_add(&e->ev, tv);
+        return;
+    }
+    event_del(&e->ev);
+    event_assign(&e->ev, e->loop->base, e->fd, (short)(what | EV_PERSIST), cr_ev_on_conn_event,
+                 e);
+    if (event_add(&e->ev, tv) != 0) {
+        cr_log(CR_LOG_ERROR, "cannot watch a client connection");
+        cr_ev_close(e);
+    }
+}
+
+/* ---- writing ---- */
+
+static void cr_ev_build_output(cr_conn *c)
+{
+    cr_response *resp = &c->resp;
+    bool with_body = c->req.method != CR_METHOD_HEAD && !cr_status_has_no_body(resp->status);
+    size_t cap = resp->headers_len + 512;
+    char *head = cr_pool_alloc(&c->pool, cap);
+    size_t hl = head != NULL ? cr_http_format_head(c, head, cap) : 0;
+
+    c->out[0] = (struct iovec){ head, hl };
+    c->nout = 1;
+    c->out_next = 0;
+    c->file_left = 0;
+    if (!with_body)
+        return;
+    memcpy(&c->out[1], resp->body, sizeof(struct iovec) * (size_t)resp->nbody);
+    c->nout += resp->nbody;
+    c->bytes_sent = resp->body_len + (resp->file_fd >= 0 ? resp->file_len : 0);
+    if (resp->file_fd >= 0) {
+        c->file_off = resp->file_off;
+        c->file_left = resp->file_len;
+    }
+}
+
+/* Sends what the socket takes. 1 all sent, 0 would block, -1 failed. */
+static int cr_ev_flush(cr_conn *c)
+{
+    while (c->out_next < c->nout) {
+        struct msghdr msg = { .msg_iov = &c->out[c->out_next],
+                              .msg_iovlen = (size_t)(c->nout - c->out_next) };
+        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | (c->file_left ? MSG_MORE : 0));
+
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        while (c->out_next < c->nout && (size_t)n >= c->out[c->out_next].iov_len)
+            n -= (ssize_t)c->out[c->out_next++].iov_len;
+        if (c->out_next < c->nout) {
+            c->out[c->out_next].iov_base = (char *)c->out[c->out_next].iov_base + n;
+            c->out[c->out_next].iov_len -= (size_t)n;
+        }
+    }
+    while (c->file_left > 0) {
+        ssize_t n = sendfile(c->fd, c->resp.file_fd, &c->file_off, c->file_left);
+
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        if (n == 0)
+            return -1;
+        c->file_left -= (size_t)n;
+    }
+    return 1;
+}
+
+static void cr_ev_start_linger(cr_econn *e)
+{
+    if (shutdown(e->fd, SHUT_WR) != 0) {
+        cr_ev_close(e);
+        return;
+    }
+    cr_ev_conn_put(e->loop, e->c);
+    e->c = NULL;
+    e->state = CR_ES_LINGER;
+    cr_ev_watch(e, EV_READ, e->loop->tv_linger);
+}
+
+/* The response is out: log it, then keep the connection or close it. */
+static void cr_ev_finish(cr_econn *e)
+{
+    cr_conn *c = e->c;
+
+    cr_conn_account(c);
+    if (!c->keep_alive) {
+        if (e->linger)
+            cr_ev_start_linger(e);
+        else
+            cr_ev_close(e);
+        return;
+    }
+    memmove(c->buf, c->buf + c->consumed, c->len - c->consumed);
+    c->len -= c->consumed;
+    cr_conn_next_request(c);
+    e->nrequests++;
+    if (c->len > 0) {
+        e->state = CR_ES_HEAD;
+        cr_ev_on_bytes(e);
+        return;
+    }
+    cr_ev_conn_put(e->loop, c);
+    e->c = NULL;
+    e->state = CR_ES_IDLE;
+    cr_ev_watch(e, EV_READ, e->loop->tv_keepalive);
+}
+
+/* Sends the response built in e->c, now or once the socket takes it. */
+static void cr_ev_respond(cr_econn *e)
+{
+    int rc;
+
+    cr_ev_build_output(e->c);
+    rc = cr_ev_flush(e->c);
+    if (rc < 0) {
+        cr_ev_close(e);
+        return;
+    }
+    if (rc == 0) {
+        e->state = CR_ES_WRITE;
+        cr_ev_watch(e, EV_WRITE, e->loop->tv_write);
+        return;
+    }
+    cr_ev_finish(e);
+}
+
+static void cr_ev_error(cr_econn *e, int status)
+{
+    e->c->keep_alive = false;
+    e->linger = true;
+    cr_http_error_page(e->c, status);
+    cr_ev_respond(e);
+}
+
+/* ---- the pool ---- */
+
+static void cr_ev_queue(cr_econn *e)
+{
+    cr_evloop *l = e->loop;
+    bool full;
+
+    pthread_mutex_lock(&l->lock);
+    full = l->queued >= l->queue_limit;
+    if (!full) {
+        e->next = NULL;
+        if (l->queue_tail != NULL)
+            l->queue_tail->next = e;
+        else
+            l->queue_head = e;
+        l->queue_tail = e;
+        l->queued++;
+        pthread_cond_signal(&l->work);
+    }
+    pthread_mutex_unlock(&l->lock);
+    if (full) {
+        cr_log(CR_LOG_WARN, "all %d handler threads busy and %d requests queued; answering 503",
+               l->nthreads, l->queued);
+        cr_ev_error(e, 503);
+        return;
+    }
+    e->state = CR_ES_HANDLER;
+    event_del(&e->ev);
+}
+
+static cr_econn *cr_ev_pool_take(cr_evloop *l)
+{
+    cr_econn *e;
+
+    pthread_mutex_lock(&l->lock);
+    while (l->queue_head == NULL && !l->pool_stop)
+        pthread_cond_wait(&l->work, &l->lock);
+    e = l->queue_head;
+    if (e != NULL) {
+        l->queue_head = e->next;
+        if (l->queue_head == NULL)
+            l->queue_tail = NULL;
+        l->queued--;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return e;
+}
+
+static void cr_ev_pool_give_back(cr_evloop *l, cr_econn *e)
+{
+    pthread_mutex_lock(&l->lock);
+    e->next = l->done;
+    l->done = e;
+    pthread_mutex_unlock(&l->lock);
+    event_active(l->done_ev, EV_READ, 0);
+}
+
+typedef struct cr_pool_thread {
+    cr_evloop *loop;
+    int index;
+} cr_pool_thread;
+
+static void *cr_ev_pool_main(void *arg)
+{
+    cr_pool_thread *t = arg;
+    cr_evloop *l = t->loop;
+    cr_econn *e;
+
+    cr_child_set_state(l->child, t->index, CR_SLOT_READY);
+    while ((e = cr_ev_pool_take(l)) != NULL) {
+        cr_child_set_state(l->child, t->index, CR_SLOT_WRITE);
+        e->c->thread = t->index;
+        cr_http_run_handlers(e->c);
+        cr_ev_build_output(e->c);
+        /* Try the write here: most responses fit in the socket buffer and
+         * then the event thread only has to log and re-arm. */
+        if (cr_ev_flush(e->c) < 0)
+            e->c->nout = -1; /* tells the event thread to close */
+        cr_child_set_state(l->child, t->index, CR_SLOT_READY);
+        cr_ev_pool_give_back(l, e);
+    }
+    free(t);
+    return NULL;
+}
+
+static void cr_ev_on_done(evutil_socket_t fd, short what, void *arg)
+{
+    cr_evloop *l = arg;
+    cr_econn *e;
+
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&l->lock);
+    e = l->done;
+    l->done = NULL;
+    pthread_mutex_unlock(&l->lock);
+    while (e != NULL) {
+        cr_econn *next = e->next;
+        cr_conn *c = e->c;
+
+        if (c->nout < 0)
+            cr_ev_close(e);
+        else if (c->out_next < c->nout || c->file_left > 0) {
+            e->state = CR_ES_WRITE;
+            cr_ev_watch(e, EV_WRITE, l->tv_write);
+        } else {
+            cr_ev_finish(e);
+        }
+        e = next;
+    }
+}
+
+/* ---- reading ---- */
+
+/* Whether every route that may serve the request is non-blocking, so it
+ * can run on the event thread. */
+static bool cr_ev_runs_inline(const cr_conn *c)
+{
+    const cr_router *rt = &c->child->gen->router;
+    int i = cr_router_match(rt, 0, c->req.host, c->req.path);
+
+    if (i < 0)
+        return true;
+    for (; i >= 0; i = cr_router_match(rt, (size_t)i + 1, c->req.host, c->req.path))
+        if (!(rt->routes[i].module->flags & CR_MODULE_NONBLOCKING))
+            return false;
+    return true;
+}
+
+static void cr_ev_dispatch(cr_econn *e)
+{
+    cr_conn *c = e->c;
+
+    c->keep_alive = cr_conn_may_keep_alive(c);
+    if (cr_ev_runs_inline(c)) {
+        cr_http_run_handlers(c);
+        cr_ev_respond(e);
+        return;
+    }
+    cr_ev_queue(e);
+}
+
+static void cr_ev_send_continue(cr_conn *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+    if (!c->head.expect_continue || c->head.version_minor == 0)
+        return;
+    c->head.expect_continue = false;
+    if (send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL) < 0 && errno != EAGAIN)
+        cr_log_errno(CR_LOG_DEBUG, errno, "send of 100 Continue");
+}
+
+/* Takes what arrived of a Content-Length body. Returns 1 complete, 0 more
+ * needed, or an HTTP status. */
+static int cr_ev_length_body(cr_conn *c)
+{
+    size_t want = c->body_want;
+
+    if (c->head_len + want <= c->cap) {
+        if (c->len < c->head_len + want)
+            return 0;
+        c->req.body = (cr_str){ c->buf + c->head_len, want };
+        c->consumed = c->head_len + want;
+        return 1;
+    }
+    if (c->body == NULL) {
+        size_t have = c->len - c->head_len;
+
+        c->body = cr_pool_alloc(&c->pool, want);
+        if (c->body == NULL)
+            return 500;
+        c->body_len = have < want ? have : want;
+        memcpy(c->body, c->buf + c->head_len, c->body_len);
+        c->consumed = c->head_len + c->body_len;
+    }
+    if (c->body_len < want)
+        return 0;
+    c->req.body = (cr_str){ c->body, want };
+    return 1;
+}
+
+/* Decodes what arrived of a chunked body. 1 complete, 0 more, or a status. */
+static int cr_ev_chunked_body(cr_conn *c)
+{
+    size_t n = c->len - c->head_len;
+    int rc = cr_chunked_decode(&c->chunked, c->buf + c->head_len, &n);
+    int st;
+
+    if (rc == CR_ERROR)
+        return 400;
+    st = cr_body_append(c, &c->body, &c->body_len, &c->body_cap, c->buf + c->head_len, n);
+    if (st != 0)
+        return st;
+    if (rc == CR_AGAIN) {
+        c->len = c->head_len;
+        return 0;
+    }
+    memmove(c->buf + c->head_len, c->buf + c->head_len + n, (size_t)rc);
+    c->len = c->head_len + (size_t)rc;
+    c->consumed = c->head_len;
+    c->req.body = (cr_str){ c->body != NULL ? c->body : "", c->body_len };
+    return 1;
+}
+
+static int cr_ev_body(cr_conn *c)
+{
+    return c->head.chunked ? cr_ev_chunked_body(c) : cr_ev_length_body(c);
+}
+
+/* A head is complete: set up the request and its body. */
+static void cr_ev_on_head(cr_econn *e, int head_len)
+{
+    cr_conn *c = e->c;
+    int rc;
+
+    c->head_len = (size_t)head_len;
+    c->consumed = c->head_len;
+    cr_conn_note_request(c);
+    rc = cr_conn_begin_request(c);
+    if (rc != 0) {
+        cr_ev_error(e, rc);
+        return;
+    }
+    if (!c->head.chunked && c->head.content_length <= 0) {
+        cr_ev_dispatch(e);
+        return;
+    }
+    if (c->head.content_length > (int64_t)c->child->gen->cfg.limits.body_bytes) {
+        cr_ev_error(e, 413);
+        return;
+    }
+    c->body_want = c->head.chunked ? 0 : (size_t)c->head.content_length;
+    e->state = CR_ES_BODY;
+    cr_ev_on_bytes(e);
+}
+
+static void cr_ev_on_bytes(cr_econn *e)
+{
+    cr_conn *c = e->c;
+    cr_http_limits limits = { e->loop->cfg->limits.header_bytes, e->loop->cfg->limits.uri_bytes };
+    int rc;
+
+    if (e->state == CR_ES_BODY) {
+        rc = cr_ev_body(c);
+        if (rc == 1) {
+            cr_ev_dispatch(e);
+        } else if (rc > 1) {
+            cr_ev_error(e, rc);
+        } else {
+            cr_ev_send_continue(c);
+            cr_ev_watch(e, EV_READ, e->loop->tv_body);
+        }
+        return;
+    }
+    e->state = CR_ES_HEAD;
+    rc = cr_http_parse_head(c->buf, c->len, &c->scanned, &limits, &c->head);
+    if (rc > 0) {
+        cr_ev_on_head(e, rc);
+    } else if (rc < 0) {
+        cr_ev_error(e, -rc);
+    } else if (c->len >= c->cap) {
+        cr_ev_error(e, 431);
+    } else {
+        cr_ev_watch(e, EV_READ, e->loop->tv_header);
+    }
+}
+
+/* Where a read lands: the read buffer, or the pool buffer of a body too big
+ * for it. */
+static void cr_ev_read_target(cr_econn *e, char **into, size_t *room)
+{
+    cr_conn *c = e->c;
+
+    if (e->state == CR_ES_BODY && c->body != NULL && !c->head.chunked) {
+        *into = c->body + c->body_len;
+        *room = c->body_want - c->body_len;
+        return;
+    }
+    *into = c->buf + c->len;
+    *room = c->cap - c->len;
+}
+
+static void cr_ev_on_readable(cr_econn *e)
+{
+    char *into;
+    size_t room;
+    ssize_t n;
+
+    if (e->c == NULL) {
+        e->c = cr_ev_conn_get(e->loop, e);
+        if (e->c == NULL) {
+            cr_log(CR_LOG_ERROR, "out of memory for a connection");
+            cr_ev_close(e);
+            return;
+        }
+    }
+    cr_ev_read_target(e, &into, &room);
+    n = read(e->fd, into, room);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        cr_ev_close(e);
+        return;
+    }
+    if (into == e->c->buf + e->c->len)
+        e->c->len += (size_t)n;
+    else
+        e->c->body_len += (size_t)n;
+    cr_ev_on_bytes(e);
+}
+
+static void cr_ev_on_linger(cr_econn *e, short what)
+{
+    char sink[4096];
+    ssize_t n;
+
+    if (what & EV_TIMEOUT) {
+        cr_ev_close(e);
+        return;
+    }
+    n = read(e->fd, sink, sizeof(sink));
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        cr_ev_close(e);
+}
+
+static void cr_ev_on_timeout(cr_econn *e)
+{
+    if (e->state == CR_ES_HEAD && e->c != NULL && e->c->len > 0 && !e->loop->stopping) {
+        cr_ev_error(e, 408);
+        return;
+    }
+    cr_ev_close(e);
+}
+
+static void cr_ev_on_conn_event(evutil_socket_t fd, short what, void *arg)
+{
+    cr_econn *e = arg;
+
+    (void)fd;
+    if (e->state == CR_ES_LINGER) {
+        cr_ev_on_linger(e, what);
+        return;
+    }
+    if (what & EV_TIMEOUT) {
+        cr_ev_on_timeout(e);
+        return;
+    }
+    if (e->state == CR_ES_WRITE) {
+        int rc = cr_ev_flush(e->c);
+
+        if (rc < 0)
+            cr_ev_close(e);
+        else if (rc > 0)
+            cr_ev_finish(e);
+        return;
+    }
+    cr_ev_on_readable(e);
+}
+
+/* ---- accepting ---- */
+
+static void cr_ev_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    cr_evloop *l = arg;
+
+    (void)fd;
+    (void)what;
+    if (!l->stopping && l->nconns < l->max_conns)
+        cr_ev_listeners(l, true);
+}
+
+static void cr_ev_pause_accepting(cr_evloop *l, int err)
+{
+    struct timeval pause = { 0, 200 * 1000 };
+
+    cr_log_errno(CR_LOG_ERROR, err, "accept; pausing new connections");
+    cr_ev_listeners(l, false);
+    event_add(l->resume_ev, &pause);
+}
+
+static void cr_ev_add_conn(cr_evloop *l, int fd, const struct sockaddr_storage *ss, bool tcp)
+{
+    cr_econn *e = calloc(1, sizeof(*e));
+    int one = 1;
+
+    if (e == NULL) {
+        cr_log(CR_LOG_ERROR, "out of memory for a connection");
+        close(fd);
+        return;
+    }
+    if (tcp)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    e->fd = fd;
+    e->loop = l;
+    memcpy(&e->peer, ss, ss->ss_family == AF_INET6 ? sizeof(e->peer.in6) : sizeof(e->peer.in));
+    e->next_all = l->all;
+    if (l->all != NULL)
+        l->all->prev_all = e;
+    l->all = e;
+    l->nconns++;
+    e->state = CR_ES_HEAD;
+    event_assign(&e->ev, l->base, fd, EV_READ | EV_PERSIST, cr_ev_on_conn_event, e);
+    if (event_add(&e->ev, l->tv_header) != 0)
+        cr_ev_close(e);
+}
+
+static void cr_ev_on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    cr_evloop *l = arg;
+
+    (void)what;
+    for (int i = 0; i < CR_ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd;
+
+        if (l->nconns >= l->max_conns) {
+            if (!l->full_logged)
+                cr_log(CR_LOG_WARN, "reached max_connections (%d); not accepting until below",
+                       l->max_conns);
+            l->full_logged = true;
+            cr_ev_listeners(l, false);
+            return;
+        }
+        fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                cr_ev_pause_accepting(l, errno);
+            else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                cr_log_errno(CR_LOG_ERROR, errno, "accept");
+            return;
+        }
+        if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+            ss.ss_family = AF_UNIX;
+        cr_ev_add_conn(l, fd, &ss, ss.ss_family != AF_UNIX);
+    }
+}
+
+/* ---- stopping ---- */
+
+static void cr_ev_on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    cr_evloop *l = arg;
+    cr_econn *e, *next;
+
+    (void)fd;
+    (void)what;
+    if (l->stopping)
+        return;
+    l->stopping = true;
+    cr_ev_listeners(l, false);
+    event_del(l->stop_ev);
+    /* Idle keep-alive connections hold nothing in flight. */
+    for (e = l->all; e != NULL; e = next) {
+        next = e->next_all;
+        if (e->state == CR_ES_IDLE)
+            cr_ev_close(e);
+    }
+    if (l->nconns == 0)
+        event_base_loopbreak(l->base);
+}
+
+static void cr_ev_on_stop_now(evutil_socket_t fd, short what, void *arg)
+{
+    cr_evloop *l = arg;
+
+    (void)fd;
+    (void)what;
+    l->stopping = true;
+    event_base_loopbreak(l->base);
+}
+
+/* ---- setup ---- */
+
+static int cr_ev_start_pool(cr_evloop *l)
+{
+    l->threads = calloc((size_t)l->nthreads, sizeof(*l->threads));
+    if (l->threads == NULL)
+        return -1;
+    for (int i = 0; i < l->nthreads; i++) {
+        cr_pool_thread *t = malloc(sizeof(*t));
+        int err;
+
+        if (t == NULL)
+            return -1;
+        t->loop = l;
+        t->index = i;
+        err = pthread_create(&l->threads[i], NULL, cr_ev_pool_main, t);
+        if (err != 0) {
+            cr_log_errno(CR_LOG_CRIT, err, "pthread_create");
+            free(t);
+            l->nthreads = i;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void cr_ev_stop_pool(cr_evloop *l)
+{
+    pthread_mutex_lock(&l->lock);
+    l->pool_stop = true;
+    pthread_cond_broadcast(&l->work);
+    pthread_mutex_unlock(&l->lock);
+    for (int i = 0; i < l->nthreads; i++)
+        pthread_join(l->threads[i], NULL);
+    free(l->threads);
+}
+
+static const struct timeval *cr_ev_timeout(cr_evloop *l, int seconds)
+{
+    struct timeval tv = { seconds, 0 };
+
+    return event_base_init_common_timeout(l->base, &tv);
+}
+
+static int cr_ev_setup_events(cr_evloop *l)
+{
+    const cr_listeners *ls = &l->child->srv->listeners;
+
+    l->tv_header = cr_ev_timeout(l, l->cfg->timeouts.header);
+    l->tv_body = cr_ev_timeout(l, l->cfg->timeouts.body);
+    l->tv_keepalive = cr_ev_timeout(l, l->cfg->timeouts.keepalive);
+    l->tv_write = cr_ev_timeout(l, l->cfg->timeouts.write);
+    l->tv_linger = cr_ev_timeout(l, CR_LINGER_SECONDS);
+    l->listen_ev = calloc(ls->count ? ls->count : 1, sizeof(*l->listen_ev));
+    if (l->listen_ev == NULL)
+        return -1;
+    for (size_t i = 0; i < ls->count; i++) {
+        l->listen_ev[i] =
+            event_new(l->base, ls->items[i].fd, EV_READ | EV_PERSIST, cr_ev_on_accept, l);
+        if (l->listen_ev[i] == NULL)
+            return -1;
+        l->nlisten = i + 1;
+    }
+    l->stop_ev = event_new(l->base, cr_child_stop_fd(l->child, CR_WAIT_IDLE), EV_READ,
+                           cr_ev_on_stop, l);
+    l->stop_now_ev = event_new(l->base, cr_child_stop_fd(l->child, CR_WAIT_BUSY), EV_READ,
+                               cr_ev_on_stop_now, l);
+    l->done_ev = event_new(l->base, -1, 0, cr_ev_on_done, l);
+    l->resume_ev = evtimer_new(l->base, cr_ev_on_resume, l);
+    if (l->stop_ev == NULL || l->stop_now_ev == NULL || l->done_ev == NULL ||
+        l->resume_ev == NULL)
+        return -1;
+    if (event_add(l->stop_ev, NULL) != 0 || event_add(l->stop_now_ev, NULL) != 0)
+        return -1;
+    cr_ev_listeners(l, true);
+    return 0;
+}
+
+static struct event_base *cr_ev_new_base(void)
+{
+    struct event_config *ec = event_config_new();
+    struct event_base *base;
+
+    if (ec == NULL)
+        return NULL;
+    /* Coalesces the remove/add of a connection handed to the pool and back
+     * within one loop pass into no epoll_ctl at all. */
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    return base;
+}
+
+static void cr_ev_cleanup(cr_evloop *l)
+{
+    while (l->all != NULL)
+        cr_ev_close(l->all);
+    for (int i = 0; i < l->nspares; i++) {
+        free(l->spares[i]->buf);
+        free(l->spares[i]);
+    }
+    free(l->spares);
+    for (size_t i = 0; i < l->nlisten; i++)
+        event_free(l->listen_ev[i]);
+    free(l->listen_ev);
+    if (l->stop_ev)
+        event_free(l->stop_ev);
+    if (l->stop_now_ev)
+        event_free(l->stop_now_ev);
+    if (l->done_ev)
+        event_free(l->done_ev);
+    if (l->resume_ev)
+        event_free(l->resume_ev);
+    if (l->base)
+        event_base_free(l->base);
+    pthread_mutex_destroy(&l->lock);
+    pthread_cond_destroy(&l->work);
+}
+
+int cr_child_serve_events(cr_child *child, const cr_event_options *opt)
+{
+    cr_evloop l = { .child = child, .cfg = &child->gen->cfg, .nthreads = opt->threads,
+                    .max_conns = opt->max_connections,
+                    .queue_limit = opt->queue_limit ? opt->queue_limit : opt->threads * 64 };
+    int status = 1;
+
+    pthread_mutex_init(&l.lock, NULL);
+    pthread_cond_init(&l.work, NULL);
+    /* Before the base exists, or its locks are no-ops: event_active from the
+     * pool threads needs them. */
+    if (evthread_use_pthreads() != 0 || (l.base = cr_ev_new_base()) == NULL) {
+        cr_log(CR_LOG_CRIT, "cannot create the event loop");
+        goto done;
+    }
+    l.spares = calloc(CR_SPARE_CONNS, sizeof(*l.spares));
+    if (l.spares == NULL || cr_ev_setup_events(&l) != 0 || cr_ev_start_pool(&l) != 0) {
+        cr_log(CR_LOG_CRIT, "cannot set up the event MPM child");
+        goto done;
+    }
+    cr_child_set_state(child, opt->threads, CR_SLOT_READY);
+    /* Stop signals land on this thread only (the pool threads were created
+     * with them blocked); the handler raises the eventfd the loop watches. */
+    if (pthread_sigmask(SIG_SETMASK, &child->wait_mask, NULL) != 0)
+        cr_log_errno(CR_LOG_ERROR, errno, "pthread_sigmask");
+    if (event_base_dispatch(l.base) < 0)
+        cr_log(CR_LOG_ERROR, "event loop failed");
+    status = 0;
+done:
+    if (l.threads != NULL)
+        cr_ev_stop_pool(&l);
+    cr_ev_cleanup(&l);
+    return status;
+}
