@@ -26,7 +26,7 @@
 
 #define CR_ACCEPT_BATCH 64
 #define CR_LINGER_SECONDS 2
-#define CR_SPARE_CONNS 64
+#define CR_SPARE_CONNS 16
 
 typedef enum cr_econn_state {
     CR_ES_IDLE,    /* keep-alive wait: no request bytes, no cr_conn */

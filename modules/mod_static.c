@@ -623,7 +623,9 @@ __attribute__((visibility("default"))) const cr_module cr_module_entry = {
     .abi = CR_MODULE_ABI,
     .name = "static",
     .version = "1.0",
-    .flags = 0, /* reads the disk: never inline on an event thread */
+    /* Opening and stat-ing a file does not wait on clients; the body goes out
+     * by sendfile from the core, which never blocks an event thread. */
+    .flags = CR_MODULE_NONBLOCKING,
     .init = cr_static_init,
     .route_init = cr_static_route_init,
     .route_exit = cr_static_route_exit,
