@@ -18,9 +18,12 @@
 /* Set from signal handlers: the only process state outside the server
  * object, because a handler can reach nothing else safely. The eventfds
  * are written once and never drained, so every wait in every thread sees
- * them readable from then on. */
-static volatile sig_atomic_t cr_stop_now;
-static volatile sig_atomic_t cr_stop_graceful;
+ * them readable from then on. The flags are atomics, not volatile
+ * sig_atomic_t, because threads other than the one the signal landed on
+ * read them; lock-free atomics are safe in a signal handler too. */
+static atomic_int cr_stop_now;
+static atomic_int cr_stop_graceful;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the stop flags are set in signal handlers");
 static int cr_stop_now_fd = -1;
 static int cr_stop_graceful_fd = -1;
 

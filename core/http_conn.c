@@ -116,6 +116,11 @@ int cr_conn_begin_request(cr_conn *c)
     cr_conn_fill_request(c);
     if (path == NULL)
         return 500;
+    /* The asterisk form names the server itself, not a resource. */
+    if (c->head.path.len == 1 && c->head.path.ptr[0] == '*') {
+        c->req.path = (cr_str){ "*", 1 };
+        return c->head.method == CR_METHOD_OPTIONS ? 0 : 400;
+    }
     plen = cr_http_normalize_path(c->head.path.ptr, c->head.path.len, path);
     if (plen < 0)
         return 400;
@@ -129,6 +134,10 @@ void cr_http_run_handlers(cr_conn *c)
     cr_request *r = &c->req;
     int i = cr_router_match(rt, 0, r->host, r->path);
 
+    if (r->path.len == 1 && r->path.ptr[0] == '*') {
+        cr_response_header(r, "Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS");
+        return;
+    }
     while (i >= 0) {
         const cr_route *route = &rt->routes[i];
         int rc;

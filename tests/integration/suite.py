@@ -201,7 +201,7 @@ class Server:
         SERVERS.append(self)
 
     def argv(self):
-        a = [CORRAL, "-f", CONF, "-D", "FOREGROUND",
+        a = [CORRAL, "-f", getattr(self, "conf", CONF), "-D", "FOREGROUND",
              "-o", "mpm=" + self.mpm,
              "-o", 'listen=["%s:%d"]' % (HOST, self.port),
              "-o", 'log.error="%s"' % self.error_log,
@@ -575,8 +575,14 @@ FIXTURE_OPTS = {
 
 
 def fresh_opts():
-    # Fewer processes to watch for the tests that kill them.
-    return ["mpm_prefork.start=2"] if MPM == "prefork" else []
+    # Fewer processes to watch for the tests that kill them; the keep-alive
+    # timeout is what the idle-connection test waits out.
+    opts = ["timeouts.keepalive=2"]
+    if MPM == "prefork":
+        opts.append("mpm_prefork.start=2")
+    if MPM == "event":
+        opts += ["mpm_event.processes=2", "mpm_event.threads=4"]
+    return opts
 
 
 def test(fixture="shared"):
@@ -1086,6 +1092,173 @@ def test_sigterm(srv):
             print("# note: the master took %.1f s to stop" % took, flush=True)
     finally:
         idle.close()
+
+
+def start_slow_request(srv, ms):
+    """Opens a connection with a /delay request in flight."""
+    c = Conn(srv.port)
+    c.send(req("/delay?ms=%d" % ms))
+    time.sleep(0.3 * SLOW)  # let a child pick it up before the signal
+    return c
+
+
+def wait_new_generation(srv, old, timeout):
+    """Waits until the master has children none of which are in old."""
+    deadline = time.monotonic() + timeout
+    while True:
+        kids = srv.children()
+        if kids and not kids & old:
+            return kids
+        check(srv.alive(), "master exited during a graceful restart\n" + srv.logs())
+        if time.monotonic() > deadline:
+            raise Fail("old children %s still there %.0f s after USR1 (now %s)\n%s"
+                       % (sorted(old & kids), timeout, sorted(kids), srv.logs()))
+        time.sleep(0.1)
+
+
+@test("fresh")
+def test_graceful_restart(srv):
+    """USR1: a request in flight finishes; new connections are served by a
+    new generation; the old children exit."""
+    old = srv.wait_children(1)
+    slow = start_slow_request(srv, 1500)
+    try:
+        os.kill(srv.pid, signal.SIGUSR1)
+        for i in range(10):  # served all along: no connection refused
+            r = get(srv.port, "/hello")
+            expect_eq(r.status, 200, "GET /hello #%d during the restart" % (i + 1))
+            time.sleep(0.05)
+        r = slow.read_response(timeout=10 * SLOW)
+        expect_eq((r.status, r.body), (200, b"waited 1500 ms\n"), "the request in flight")
+    finally:
+        slow.close()
+    wait_new_generation(srv, old, 10 * SLOW)
+    expect_eq(get(srv.port, "/hello").status, 200, "GET /hello after the restart")
+
+
+def write_config(path, hello_module):
+    """The demo config, with absolute paths, /hello served by hello_module."""
+    text = read_file(CONF).decode()
+    text = text.replace('root = "www"', 'root = "%s"' % WWW)
+    text = text.replace('{ path = "/hello"; module = "hello"; }',
+                        '{ path = "/hello"; module = "%s"; }' % hello_module)
+    text += '\nmod_static = { mime_types = "%s"; };\n' % os.path.join(SRCDIR, "etc", "mime.types")
+    with open(path, "w") as f:
+        f.write(text)
+
+
+@test(None)
+def test_graceful_restart_reloads_config(_):
+    """USR1 with a broken config keeps the running generation serving and
+    logs why; with a good one the new config takes effect."""
+    srv = Server(MPM, fresh_opts(), label="reload")
+    srv.conf = os.path.join(srv.tmp, "corral.conf")
+    write_config(srv.conf, "hello")
+    try:
+        srv.start()
+        expect_eq(get(srv.port, "/hello").body, b"Hello, World!", "GET /hello before")
+        with open(srv.conf, "a") as f:
+            f.write("\nno_such_key = 1;\n")
+        os.kill(srv.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 5 * SLOW
+        while b"restart refused" not in read_file(srv.error_log):
+            check(time.monotonic() < deadline, "no 'restart refused' in the error log\n" + srv.logs())
+            time.sleep(0.1)
+        check(b"no_such_key" in read_file(srv.error_log), "the error log does not name the key")
+        expect_eq(get(srv.port, "/hello").body, b"Hello, World!", "GET /hello after a bad reload")
+        write_config(srv.conf, "echo")
+        os.kill(srv.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 10 * SLOW
+        while True:
+            r = get(srv.port, "/hello", method="POST", headers=["Content-Length: 8"],
+                    body=b"reloaded")
+            if r.body == b"reloaded":
+                break
+            check(time.monotonic() < deadline, "the new route never took effect\n" + srv.logs())
+            time.sleep(0.1)
+        check(srv.alive(), "master exited\n" + srv.logs())
+        rc = srv.stop()
+        check(rc == 0, "master exit status %s after SIGTERM" % rc)
+        crashes = srv.new_crash_reports()
+        check(not crashes, "crash reports in the server's logs:\n" + crashes)
+    finally:
+        srv.cleanup()
+
+
+@test("fresh")
+def test_graceful_stop(srv):
+    """WINCH: the request in flight finishes, then every process exits."""
+    kids = srv.wait_children(1)
+    slow = start_slow_request(srv, 1000)
+    try:
+        os.kill(srv.pid, signal.SIGWINCH)
+        r = slow.read_response(timeout=10 * SLOW)
+        expect_eq((r.status, r.body), (200, b"waited 1000 ms\n"), "the request in flight")
+    finally:
+        slow.close()
+    try:
+        rc = srv.proc.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise Fail("master still running %.0f s after WINCH\n%s" % (STOP_TIMEOUT, srv.logs())) from None
+    check(rc == 0, "master exit status %d after WINCH\n%s" % (rc, srv.logs()))
+    deadline = time.monotonic() + 5 * SLOW
+    while any(pid_alive(p) for p in kids):
+        check(time.monotonic() < deadline, "children still running after WINCH")
+        time.sleep(0.05)
+    check(port_refuses(srv.port), "port %d still accepts connections" % srv.port)
+
+
+IDLE_CONNS = 2000
+
+
+@test("fresh")
+def test_idle_keepalive_connections(srv):
+    """event only: thousands of idle keep-alive connections stay open while
+    other clients are served, and go away when timeouts.keepalive expires."""
+    if MPM != "event":
+        return
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < IDLE_CONNS + 100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, IDLE_CONNS + 500), hard))
+    conns = []
+    try:
+        for _ in range(IDLE_CONNS):
+            s = socket.create_connection((HOST, srv.port), timeout=IO_TIMEOUT)
+            s.sendall(req("/hello"))
+            conns.append(s)
+        for s in conns:
+            data = b""
+            while b"Hello, World!" not in data:
+                chunk = s.recv(4096)
+                check(chunk, "an idle connection was closed before its response")
+                data += chunk
+        for i in range(20):  # others are served meanwhile
+            expect_eq(get(srv.port, "/hello").status, 200, "GET /hello #%d beside idle ones" % i)
+        for s in conns:  # all still open
+            s.setblocking(False)
+            try:
+                check(s.recv(1) != b"", "an idle connection was closed early")
+            except BlockingIOError:
+                pass
+        # timeouts.keepalive (2 s here) closes them all.
+        deadline = time.monotonic() + 10 * SLOW
+        open_left = set(range(len(conns)))
+        while open_left and time.monotonic() < deadline:
+            for i in list(open_left):
+                try:
+                    if conns[i].recv(1) == b"":
+                        open_left.discard(i)
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    open_left.discard(i)
+            time.sleep(0.2)
+        check(not open_left, "%d idle connections still open after the keep-alive timeout"
+              % len(open_left))
+    finally:
+        for s in conns:
+            s.close()
 
 
 @test(None)
