@@ -3,7 +3,8 @@
 # missing, builds, and then runs the demo server or the tests.
 #
 #   support/dev.sh run     build, then serve etc/corral.conf on 127.0.0.1:8080
-#   support/dev.sh test    build, run `make check`, then again with ASan+UBSan
+#   support/dev.sh test    build, run `make check`, then again with ASan+UBSan, then
+#                          the integration suite of the threaded MPMs with TSan
 #   support/dev.sh build   just build (into build/)
 set -euo pipefail
 
@@ -45,8 +46,13 @@ check() {
     local dir="$1"
     shift
     build "$dir" "$@"
+    run_check
+}
+
+# run_check [make args...]: `make check` in the current build folder.
+run_check() {
     local rc=0
-    make -j"$jobs" check || rc=$?
+    make -j"$jobs" check "$@" || rc=$?
     # The runners' own closing lines, so a log reader sees what ran.
     grep -h -E "^[0-9]+%: Checks: " tests/unit/*.log 2>/dev/null || true
     tail -n 1 tests/integration/run.sh.log 2>/dev/null || true
@@ -54,6 +60,29 @@ check() {
         cat test-suite.log >&2 || true
         return 1
     fi
+}
+
+# check_threaded DIR [configure args...]: only the integration suite, and
+# only under the MPMs that run threads (every one built but prefork): the
+# ones ThreadSanitizer has something to say about.
+check_threaded() {
+    local dir="$1"
+    shift
+    build "$dir" "$@"
+    local so name mpms=()
+    for so in mpm/mpm_*.so; do
+        [ -e "$so" ] || continue
+        name="${so#mpm/mpm_}"
+        name="${name%.so}"
+        [ "$name" = prefork ] || mpms+=("$name")
+    done
+    if [ ${#mpms[@]} -eq 0 ]; then
+        echo "dev.sh: no threaded MPM in $dir; nothing to run" >&2
+        return 0
+    fi
+    # Unit results of an earlier full run here would read as this run's.
+    rm -f tests/unit/*.log
+    CR_MPMS="$(IFS=,; echo "${mpms[*]}")" run_check TESTS=tests/integration/run.sh
 }
 
 cmd="${1:-}"
@@ -74,6 +103,8 @@ test)
     (check build)
     echo "dev.sh: again with AddressSanitizer + UndefinedBehaviorSanitizer" >&2
     (check build-asan --enable-sanitizers)
+    echo "dev.sh: the threaded MPMs again with ThreadSanitizer" >&2
+    (check_threaded build-tsan --enable-tsan)
     ;;
 *)
     echo "usage: support/dev.sh run|test|build" >&2

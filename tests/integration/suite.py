@@ -557,8 +557,8 @@ def chunked(chunks, exts=None, upper=False):
     out = b""
     for i, c in enumerate(chunks):
         ext = (exts or {}).get(i, "")
-        out += (("%X" if upper else "%x") + "%s\r\n") % (len(c), ext) .encode() if False else \
-            ((("%X" if upper else "%x") % len(c)) + ext + "\r\n").encode() + c + b"\r\n"
+        size = ("%X" if upper else "%x") % len(c)
+        out += (size + ext + "\r\n").encode() + c + b"\r\n"
     return out + b"0\r\n\r\n"
 
 
