@@ -199,7 +199,7 @@ START_TEST(test_shipped_conf)
     ck_assert_str_eq(cfg.routes[2].module, "delay");
     ck_assert_str_eq(cfg.routes[3].path, "/");
     ck_assert_str_eq(cfg.routes[3].module, "static");
-    root = cfg.routes[2].settings;
+    root = cfg.routes[3].settings;
     ck_assert(config_setting_lookup_string(root, "root", &s));
     ck_assert_str_eq(s, "www");
     g = cr_config_group(&cfg, "mpm_prefork");
