@@ -112,8 +112,7 @@ static int cr_parse_args(int argc, char **argv, cr_options *opt)
 static void cr_show_version(const char *exe_dir)
 {
     printf("corral %s\n", CR_VERSION);
-    printf("build: %s, module ABI %u, MPM ABI %u\n", CR_BUILD_OPTIONS, CR_MODULE_ABI,
-           CR_MPM_ABI);
+    printf("build: %s, module ABI %u, MPM ABI %u\n", CR_BUILD_OPTIONS, CR_MODULE_ABI, CR_MPM_ABI);
     printf("module folder: %s\n", CR_MODULE_DIR);
     printf("MPMs found:\n");
     cr_loader_list_mpms(stdout, exe_dir, NULL);
@@ -121,26 +120,31 @@ static void cr_show_version(const char *exe_dir)
 
 int main(int argc, char **argv)
 {
-    cr_options opt = { 0 };
+    cr_options opt = {0};
     cr_server *srv = &cr_the_server;
-    cr_generation *gen;
+    cr_generation *gen = NULL;
     char err[1024];
-    int status;
+    int status = 1;
 
     if (cr_parse_args(argc, argv, &opt) != 0)
-        return 1;
+        goto done;
     srv->exe_dir = cr_exe_dir();
     srv->access_log = -1;
     if (opt.show_version) {
         cr_show_version(srv->exe_dir);
-        return 0;
+        status = 0;
+        goto done;
     }
     gen = calloc(1, sizeof(*gen));
-    if (gen == NULL || cr_generation_load(gen, srv->exe_dir, opt.config_file, opt.overrides,
-                                          opt.noverrides, err, sizeof(err)) != 0) {
-        fprintf(stderr, "corral: %s\n", gen ? err : strerror(ENOMEM));
+    if (gen == NULL) {
+        fprintf(stderr, "corral: %s\n", strerror(ENOMEM));
+        goto done;
+    }
+    if (cr_generation_load(gen, srv->exe_dir, opt.config_file, opt.overrides, opt.noverrides, err,
+                           sizeof(err)) != 0) {
+        fprintf(stderr, "corral: %s\n", err);
         free(gen);
-        return 1;
+        goto done;
     }
     gen->number = 1;
     srv->gen = gen;
@@ -153,6 +157,7 @@ int main(int argc, char **argv)
     }
     cr_generation_free(srv->gen);
     free(srv->gen);
+done:
     free(srv->exe_dir);
     free(opt.overrides);
     return status;

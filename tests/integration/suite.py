@@ -28,6 +28,7 @@ import ctypes
 import email.utils
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -565,7 +566,8 @@ def chunked(chunks, exts=None, upper=False):
 # --------------------------------------------------------------------------
 # the runner
 
-TESTS = []  # (name, function, fixture); fixture: "shared", "limits", "fresh" or None
+TESTS = []  # (name, function, fixture, mpms); fixture: "shared", "limits", "fresh" or None;
+            # mpms: the MPMs the test applies to (None: all)
 
 # Named servers shared by several tests; "fresh" starts one per test.
 FIXTURE_OPTS = {
@@ -585,9 +587,11 @@ def fresh_opts():
     return opts
 
 
-def test(fixture="shared"):
+def test(fixture="shared", mpms=None):
+    """Registers a test. mpms: run it only under these MPMs (skipped, with
+    no server started, under the others)."""
     def register(fn):
-        TESTS.append((fn.__name__[len("test_"):], fn, fixture))
+        TESTS.append((fn.__name__[len("test_"):], fn, fixture, mpms))
         return fn
     return register
 
@@ -649,8 +653,12 @@ class Runner:
 
     def run(self, selected):
         passed = failed = 0
-        for name, fn, fixture in TESTS:
+        for name, fn, fixture, mpms in TESTS:
             if selected and name not in selected:
+                continue
+            if mpms and MPM not in mpms:
+                passed += 1
+                print("ok %s # SKIP only under %s" % (name, ", ".join(mpms)), flush=True)
                 continue
             why = self.run_one(name, fn, fixture)
             if why is None:
@@ -989,7 +997,10 @@ def configtest(conf, opts=()):
                            timeout=30 * SLOW, check=False)
     except subprocess.TimeoutExpired:
         raise Fail("%s did not finish in %.0f s" % (" ".join(argv), 30 * SLOW)) from None
-    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+    out, err = p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+    crashes = [line for line in (out + err).splitlines() if CRASH_RE.search(line)]
+    check(not crashes, "%s: crash or sanitizer report:\n%s" % (" ".join(argv), (out + err).strip()))
+    return p.returncode, out, err
 
 
 @test(None)
@@ -1010,7 +1021,7 @@ def test_configtest(_):
             with open(path, "w") as f:
                 f.write("// corral integration suite: line 3 is wrong\n"
                         'listen = [ "127.0.0.1:8080" ];\n' + line3 + "\n")
-            rc, out, err = configtest(path)
+            rc, out, err = configtest(path, ["mpm=" + MPM])
             check(rc == 1, "corral -t on %s (%s): exit %d, want 1; output %s"
                   % (name, line3, rc, short(out + err, 400)))
             check(name + ":3" in err and key in err,
@@ -1018,6 +1029,12 @@ def test_configtest(_):
                   % (name, name, key, short(err, 400)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+    # A bad value given with -o on the demo config.
+    rc, out, err = configtest(CONF, ["mpm=" + MPM, "timeouts.header=0"])
+    check(rc == 1 and "timeouts.header" in err,
+          "corral -t -o timeouts.header=0: exit %d (want 1), stderr should name the key: %s"
+          % (rc, short(err, 400)))
 
 
 # --------------------------------------------------------------------------
@@ -1211,16 +1228,12 @@ def test_graceful_stop(srv):
 IDLE_CONNS = 2000
 
 
-@test("fresh")
+@test("fresh", mpms=("event",))
 def test_idle_keepalive_connections(srv):
     """event only: thousands of idle keep-alive connections stay open while
     other clients are served, and go away when timeouts.keepalive expires."""
-    if MPM != "event":
-        return
-    import resource
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < IDLE_CONNS + 100:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, IDLE_CONNS + 500), hard))
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    check(soft >= IDLE_CONNS + 100, "descriptor limit %d too low for %d connections" % (soft, IDLE_CONNS))
     conns = []
     try:
         for _ in range(IDLE_CONNS):
@@ -1284,6 +1297,18 @@ def test_shared_servers_stop_cleanly(_):
 # --------------------------------------------------------------------------
 
 
+def raise_fd_limit(want=8192):
+    """Raises the soft descriptor limit, before any server starts so that the
+    servers inherit it: the idle-connection test holds thousands open."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def main():
     global MPM  # pylint: disable=global-statement
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -1293,8 +1318,9 @@ def main():
     args = ap.parse_args()
     MPM = args.mpm
     if args.list:
-        for name, _, fixture in TESTS:
-            print("%s (%s)" % (name, fixture or "no server"))
+        for name, _, fixture, mpms in TESTS:
+            print("%s (%s%s)" % (name, fixture or "no server",
+                                 ", only " + "/".join(mpms) if mpms else ""))
         return 0
 
     def on_alarm(*_):
@@ -1303,6 +1329,7 @@ def main():
     def on_term(signum, _):
         sys.exit(128 + signum)  # runs the atexit cleanup
 
+    raise_fd_limit()
     signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
