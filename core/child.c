@@ -157,26 +157,41 @@ static int cr_child_listen(cr_child *child)
     return 0;
 }
 
-int cr_child_wait(cr_child *child, int fd, short events, int timeout_ms, cr_wait_kind kind)
+int cr_child_poll(cr_child *child, struct pollfd *fds, int nfds, int timeout_ms,
+                  cr_wait_kind kind)
 {
-    struct pollfd p[2] = { { .fd = fd, .events = events },
-                           { .fd = cr_child_stop_fd(child, kind), .events = POLLIN } };
+    struct pollfd p[CR_CHILD_POLL_MAX + 1];
     struct timespec ts, *tsp = NULL;
     int n;
 
+    if (nfds > CR_CHILD_POLL_MAX) {
+        errno = EINVAL;
+        return CR_ERROR;
+    }
     if (cr_stop_now || (kind == CR_WAIT_IDLE && cr_stop_graceful))
         return CR_AGAIN;
+    memcpy(p, fds, sizeof(*p) * (size_t)nfds);
+    p[nfds] = (struct pollfd){ .fd = cr_child_stop_fd(child, kind), .events = POLLIN };
     if (timeout_ms >= 0) {
         ts.tv_sec = timeout_ms / 1000;
         ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
         tsp = &ts;
     }
-    n = ppoll(p, 2, tsp, &child->wait_mask);
+    n = ppoll(p, (nfds_t)nfds + 1, tsp, &child->wait_mask);
     if (n < 0)
         return errno == EINTR ? CR_AGAIN : CR_ERROR;
-    if (p[1].revents)
+    for (int i = 0; i < nfds; i++)
+        fds[i].revents = p[i].revents;
+    if (p[nfds].revents)
         return CR_AGAIN;
     return n > 0 ? 1 : 0;
+}
+
+int cr_child_wait(cr_child *child, int fd, short events, int timeout_ms, cr_wait_kind kind)
+{
+    struct pollfd p = { .fd = fd, .events = events };
+
+    return cr_child_poll(child, &p, 1, timeout_ms, kind);
 }
 
 static void cr_accept_failed(cr_child *child, int err)

@@ -39,6 +39,15 @@ typedef enum cr_wait_kind {
  * landed on. */
 int cr_child_wait(cr_child *child, int fd, short events, int timeout_ms, cr_wait_kind kind);
 
+#define CR_CHILD_POLL_MAX 4
+
+struct pollfd;
+
+/* cr_child_wait for up to CR_CHILD_POLL_MAX descriptors at once; their
+ * revents are filled in when it returns 1. */
+int cr_child_poll(cr_child *child, struct pollfd *fds, int nfds, int timeout_ms,
+                  cr_wait_kind kind);
+
 /* Descriptor that turns readable once a stop of this kind is requested
  * (for MPMs that wait in an event loop of their own). */
 int cr_child_stop_fd(const cr_child *child, cr_wait_kind kind);

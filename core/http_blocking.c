@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "child.h"
@@ -22,20 +22,24 @@ enum {
 #define CR_LINGER_MS 2000
 #define CR_LINGER_BYTES (256 * 1024)
 
-static long long cr_monotonic_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int cr_ms_left(long long deadline)
 {
     long long left = deadline - cr_monotonic_ms();
 
     return left > 0 ? (int)left : 0;
 }
+
+/* A suspended request was finished: wake the thread holding it. */
+static void cr_blocking_wake(cr_conn *c)
+{
+    uint64_t one = 1;
+
+    if (write(c->wake_fd, &one, sizeof(one)) != sizeof(one))
+        cr_log_errno(CR_LOG_ERROR, errno, "write to a request's wake-up eventfd");
+}
+
+/* Timers need no arming: the suspended wait below watches their due times. */
+static const cr_conn_driver cr_blocking_driver = { .wake = cr_blocking_wake };
 
 static cr_conn *cr_conn_new(cr_child *child, int thread, int fd)
 {
@@ -47,6 +51,7 @@ static cr_conn *cr_conn_new(cr_child *child, int thread, int fd)
     if (c == NULL)
         return NULL;
     cr_conn_init(c, child, thread, fd);
+    c->driver = &cr_blocking_driver;
     c->buf = malloc(cap);
     if (c->buf == NULL) {
         free(c);
@@ -62,8 +67,11 @@ static cr_conn *cr_conn_new(cr_child *child, int thread, int fd)
 
 static void cr_conn_free(cr_conn *c)
 {
+    cr_conn_cancel_timers(c);
     cr_response_cleanup(&c->resp);
     cr_pool_reset(&c->pool);
+    if (c->wake_fd >= 0 && close(c->wake_fd) != 0)
+        cr_log_errno(CR_LOG_DEBUG, errno, "close of a wake-up eventfd");
     if (close(c->fd) != 0)
         cr_log_errno(CR_LOG_DEBUG, errno, "close of client socket");
     free(c->buf);
@@ -392,6 +400,76 @@ static void cr_conn_linger(cr_conn *c)
     }
 }
 
+/* Consumes a wake-up; true when there was one. */
+static bool cr_conn_take_wake(cr_conn *c)
+{
+    uint64_t n;
+
+    return read(c->wake_fd, &n, sizeof(n)) == sizeof(n);
+}
+
+/* The finish that beat a drop is about to write the eventfd: the request
+ * (and the descriptor) must outlive that write. */
+static void cr_conn_wait_wake(cr_conn *c)
+{
+    struct pollfd p = { .fd = c->wake_fd, .events = POLLIN };
+
+    while (!cr_conn_take_wake(c))
+        if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+            cr_log_errno(CR_LOG_CRIT, errno, "poll on a wake-up eventfd");
+            return;
+        }
+}
+
+/* Holds the thread while the handler's request is suspended: runs its
+ * timers, notices the client leaving and an immediate stop (a graceful one
+ * lets the request finish). True once finished, false when dropped. */
+static bool cr_conn_wait_finished(cr_conn *c)
+{
+    for (;;) {
+        struct pollfd p[2] = { { .fd = c->wake_fd, .events = POLLIN },
+                               { .fd = c->fd, .events = POLLRDHUP } };
+        long long next = cr_conn_next_timer(c);
+        int rc = cr_child_poll(c->child, p, 2, next < 0 ? -1 : cr_ms_left(next), CR_WAIT_BUSY);
+
+        if (rc == 1 && (p[0].revents & POLLIN) && cr_conn_take_wake(c))
+            return true;
+        if (rc == CR_AGAIN && !cr_child_stopping_now(c->child))
+            continue; /* a graceful stop: finish what we hold */
+        if (rc == CR_ERROR)
+            cr_log_errno(CR_LOG_ERROR, errno, "poll on a suspended request");
+        if (rc == CR_AGAIN || rc == CR_ERROR || (rc == 1 && p[1].revents)) {
+            if (cr_conn_abort(c))
+                return false;
+            cr_conn_wait_wake(c);
+            return true;
+        }
+        if (rc == 0)
+            cr_conn_run_timers(c, cr_monotonic_ms());
+    }
+}
+
+/* Runs the handlers; a request they suspend is waited for here. False
+ * when it was dropped and the connection is to be closed. */
+static bool cr_conn_handle(cr_conn *c)
+{
+    if (cr_http_run_handlers(c) != CR_SUSPENDED)
+        return true;
+    if (c->wake_fd < 0) {
+        c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (c->wake_fd < 0) {
+            cr_log_errno(CR_LOG_ERROR, errno, "eventfd for a suspended request");
+            /* Nothing can wake us: the module's finish must find no one. */
+            if (cr_conn_park(c) && cr_conn_abort(c))
+                return false;
+            return true;
+        }
+    }
+    if (!cr_conn_park(c))
+        return true;
+    return cr_conn_wait_finished(c);
+}
+
 /* Serves one request. Returns true when the connection stays open. */
 static bool cr_conn_serve_one(cr_conn *c)
 {
@@ -414,8 +492,8 @@ static bool cr_conn_serve_one(cr_conn *c)
         c->keep_alive = rc == 0 && cr_conn_may_keep_alive(c);
         if (rc > 0)
             cr_http_error_page(c, rc);
-        else
-            cr_http_run_handlers(c);
+        else if (!cr_conn_handle(c))
+            return false;
     }
     sent = cr_conn_send_response(c) == 0;
     cr_conn_account(c);

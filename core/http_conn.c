@@ -34,6 +34,7 @@ void cr_conn_init(cr_conn *c, struct cr_child *child, int thread, int fd)
     c->fd = fd;
     c->child = child;
     c->thread = thread;
+    c->wake_fd = -1;
     cr_pool_init(&c->pool, c->pool_block, sizeof(c->pool_block));
     cr_response_reset(&c->resp);
 }
@@ -128,7 +129,7 @@ int cr_conn_begin_request(cr_conn *c)
     return 0;
 }
 
-void cr_http_run_handlers(cr_conn *c)
+int cr_http_run_handlers(cr_conn *c)
 {
     const cr_router *rt = &c->child->gen->router;
     cr_request *r = &c->req;
@@ -136,7 +137,7 @@ void cr_http_run_handlers(cr_conn *c)
 
     if (r->path.len == 1 && r->path.ptr[0] == '*') {
         cr_response_header(r, "Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS");
-        return;
+        return CR_DONE;
     }
     while (i >= 0) {
         const cr_route *route = &rt->routes[i];
@@ -145,23 +146,25 @@ void cr_http_run_handlers(cr_conn *c)
         r->route_path = route->path;
         r->route_data = route->route_data;
         rc = route->module->handle(r);
-        if (rc == CR_DONE)
-            return;
+        if (rc == CR_DONE || rc == CR_SUSPENDED)
+            return rc;
         if (rc >= 100 && rc <= 599) {
             cr_http_error_page(c, rc);
-            return;
+            return CR_DONE;
         }
         if (rc != CR_DECLINED) {
             cr_log(CR_LOG_ERROR, "module %s failed on %.*s (returned %d)", route->module->name,
                    (int)r->target.len, r->target.ptr, rc);
             cr_http_error_page(c, 500);
-            return;
+            return CR_DONE;
         }
+        cr_conn_cancel_timers(c);
         cr_response_cleanup(&c->resp);
         cr_response_reset(&c->resp);
         i = cr_router_match(rt, (size_t)i + 1, r->host, r->path);
     }
     cr_http_error_page(c, 404);
+    return CR_DONE;
 }
 
 bool cr_conn_may_keep_alive(const cr_conn *c)
@@ -187,6 +190,11 @@ void cr_conn_account(cr_conn *c)
 
 void cr_conn_next_request(cr_conn *c)
 {
+    cr_conn_cancel_timers(c);
+    atomic_store(&c->run_state, CR_RUN_HANDLER);
+    c->on_abort = NULL;
+    c->abort_arg = NULL;
+    c->handler_suspended = false;
     cr_response_cleanup(&c->resp);
     cr_response_reset(&c->resp);
     cr_pool_reset(&c->pool);

@@ -7,15 +7,17 @@
 #define CR_HTTP_CONN_H
 
 #include <netinet/in.h>
-#include <sys/socket.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "corral/request.h"
 #include "http_parser.h"
 #include "pool.h"
 #include "response.h"
+#include "suspend.h"
 
 struct cr_child;
 
@@ -54,6 +56,16 @@ typedef struct cr_conn {
     int out_next;
     off_t file_off;
     size_t file_left;
+
+    /* A request the handler suspended (suspend.h). */
+    atomic_int run_state;
+    cr_timer *timers;
+    cr_abort_fn on_abort;
+    void *abort_arg;
+    bool handler_suspended; /* the handler returned CR_SUSPENDED */
+    const cr_conn_driver *driver;
+    void *driver_data;
+    int wake_fd; /* the blocking driver's wake-up eventfd, made at the first suspend */
 
     cr_pool pool;
     _Alignas(16) char pool_block[CR_CONN_POOL_BLOCK];
@@ -96,8 +108,10 @@ void cr_conn_account(cr_conn *c);
 void cr_conn_next_request(cr_conn *c);
 
 /* Runs the handler chain for the parsed request in c and leaves the
- * response in c->resp (an error page when nothing served it). */
-void cr_http_run_handlers(cr_conn *c);
+ * response in c->resp (an error page when nothing served it). Returns
+ * CR_DONE, or CR_SUSPENDED when the handler keeps the request: the driver
+ * then calls cr_conn_park on its own thread. */
+int cr_http_run_handlers(cr_conn *c);
 
 /* Builds the standard page for status into c->resp. */
 void cr_http_error_page(cr_conn *c, int status);

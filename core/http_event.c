@@ -33,6 +33,7 @@ typedef enum cr_econn_state {
     CR_ES_HEAD,    /* reading a request head */
     CR_ES_BODY,    /* reading its body */
     CR_ES_HANDLER, /* queued for or inside a pool thread */
+    CR_ES_SUSPENDED, /* the handler keeps the request; no thread holds it */
     CR_ES_WRITE,   /* waiting to send the rest of a response */
     CR_ES_LINGER,  /* our side closed, draining the client */
 } cr_econn_state;
@@ -91,6 +92,15 @@ typedef struct cr_evloop {
 
 static void cr_ev_on_conn_event(evutil_socket_t fd, short what, void *arg);
 static void cr_ev_on_bytes(cr_econn *e);
+static void cr_ev_wake(cr_conn *c);
+static void cr_ev_arm_timer(cr_conn *c, cr_timer *t);
+static void cr_ev_disarm_timer(cr_conn *c, cr_timer *t);
+
+static const cr_conn_driver cr_event_driver = {
+    .wake = cr_ev_wake,
+    .arm = cr_ev_arm_timer,
+    .disarm = cr_ev_disarm_timer,
+};
 
 /* ---- connection bookkeeping ---- */
 
@@ -129,6 +139,8 @@ static cr_conn *cr_ev_conn_get(cr_evloop *l, cr_econn *e)
         c->buf = buf;
         c->cap = cap;
     }
+    c->driver = &cr_event_driver;
+    c->driver_data = e;
     cr_conn_set_peer(c, &e->peer.sa);
     c->nrequests = e->nrequests;
     return c;
@@ -136,6 +148,7 @@ static cr_conn *cr_ev_conn_get(cr_evloop *l, cr_econn *e)
 
 static void cr_ev_conn_put(cr_evloop *l, cr_conn *c)
 {
+    cr_conn_cancel_timers(c);
     cr_response_cleanup(&c->resp);
     cr_pool_reset(&c->pool);
     if (l->nspares < CR_SPARE_CONNS) {
@@ -151,6 +164,10 @@ static void cr_ev_close(cr_econn *e)
     cr_evloop *l = e->loop;
 
     event_del(&e->ev);
+    /* Finished meanwhile or not, the module is done with it once the abort
+     * hook returned; a finish already queued is dropped with e below. */
+    if (e->state == CR_ES_SUSPENDED)
+        cr_conn_abort(e->c);
     if (e->c != NULL)
         cr_ev_conn_put(l, e->c);
     if (close(e->fd) != 0)
@@ -381,17 +398,115 @@ static void *cr_ev_pool_main(void *arg)
     while ((e = cr_ev_pool_take(l)) != NULL) {
         cr_child_set_state(l->child, t->index, CR_SLOT_WRITE);
         e->c->thread = t->index;
-        cr_http_run_handlers(e->c);
-        cr_ev_build_output(e->c);
-        /* Try the write here: most responses fit in the socket buffer and
-         * then the event thread only has to log and re-arm. */
-        if (cr_ev_flush(e->c) < 0)
-            e->c->nout = -1; /* tells the event thread to close */
+        if (cr_http_run_handlers(e->c) == CR_SUSPENDED) {
+            /* Parked by the event thread: a finish from now on must not
+             * hand e back a second time while it is on the done list. */
+            e->c->handler_suspended = true;
+        } else {
+            cr_ev_build_output(e->c);
+            /* Try the write here: most responses fit in the socket buffer
+             * and then the event thread only has to log and re-arm. */
+            if (cr_ev_flush(e->c) < 0)
+                e->c->nout = -1; /* tells the event thread to close */
+        }
         cr_child_set_state(l->child, t->index, CR_SLOT_READY);
         cr_ev_pool_give_back(l, e);
     }
     free(t);
     return NULL;
+}
+
+/* ---- suspended requests ---- */
+
+/* Watches a suspended request's connection for the client leaving. */
+static void cr_ev_watch_suspended(cr_econn *e)
+{
+    bool early_close = event_base_get_features(e->loop->base) & EV_FEATURE_EARLY_CLOSE;
+
+    event_del(&e->ev);
+    event_assign(&e->ev, e->loop->base, e->fd, (short)((early_close ? EV_CLOSED : EV_READ) |
+                                                       EV_PERSIST),
+                 cr_ev_on_conn_event, e);
+    if (event_add(&e->ev, NULL) != 0)
+        cr_log(CR_LOG_ERROR, "cannot watch a suspended request's connection");
+}
+
+/* The handler returned: send its response, or hold the request for the
+ * module if it is still suspended. */
+static void cr_ev_after_handler(cr_econn *e, int rc)
+{
+    e->c->handler_suspended = false;
+    if (rc == CR_SUSPENDED && cr_conn_park(e->c)) {
+        e->state = CR_ES_SUSPENDED;
+        cr_ev_watch_suspended(e);
+        return;
+    }
+    cr_ev_respond(e);
+}
+
+/* A suspended request was finished (handed over through the done list). */
+static void cr_ev_resume(cr_econn *e)
+{
+    cr_conn_cancel_timers(e->c);
+    event_del(&e->ev);
+    cr_ev_respond(e);
+}
+
+static void cr_ev_wake(cr_conn *c)
+{
+    cr_econn *e = c->driver_data;
+
+    cr_ev_pool_give_back(e->loop, e);
+}
+
+static void cr_ev_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cr_timer_fire(arg);
+}
+
+static void cr_ev_arm_timer(cr_conn *c, cr_timer *t)
+{
+    cr_econn *e = c->driver_data;
+    long long left = t->due_ms - cr_monotonic_ms();
+    struct timeval tv = { 0, 0 };
+
+    if (left > 0) {
+        tv.tv_sec = (time_t)(left / 1000);
+        tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+    }
+    evtimer_assign(&t->ev, e->loop->base, cr_ev_on_timer, t);
+    if (evtimer_add(&t->ev, &tv) != 0)
+        cr_log(CR_LOG_ERROR, "cannot add a request timer");
+}
+
+static void cr_ev_disarm_timer(cr_conn *c, cr_timer *t)
+{
+    (void)c;
+    evtimer_del(&t->ev);
+}
+
+/* The client of a suspended request closed (or sent more). */
+static void cr_ev_on_suspended_event(cr_econn *e)
+{
+    char byte;
+    ssize_t n = recv(e->fd, &byte, 1, MSG_PEEK);
+
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n > 0) {
+        /* A pipelined request: nothing more to learn until the response is
+         * out, and a level-triggered watch would spin. */
+        event_del(&e->ev);
+        return;
+    }
+    if (cr_conn_abort(e->c)) {
+        cr_ev_close(e);
+        return;
+    }
+    /* Finished a moment ago: the done list has it. */
+    event_del(&e->ev);
 }
 
 static void cr_ev_on_done(evutil_socket_t fd, short what, void *arg)
@@ -409,7 +524,11 @@ static void cr_ev_on_done(evutil_socket_t fd, short what, void *arg)
         cr_econn *next = e->next;
         cr_conn *c = e->c;
 
-        if (c->nout < 0)
+        if (e->state == CR_ES_SUSPENDED)
+            cr_ev_resume(e);
+        else if (c->handler_suspended)
+            cr_ev_after_handler(e, CR_SUSPENDED);
+        else if (c->nout < 0)
             cr_ev_close(e);
         else if (c->out_next < c->nout || c->file_left > 0) {
             e->state = CR_ES_WRITE;
@@ -433,7 +552,7 @@ static bool cr_ev_runs_inline(const cr_conn *c)
     if (i < 0)
         return true;
     for (; i >= 0; i = cr_router_match(rt, (size_t)i + 1, c->req.host, c->req.path))
-        if (!(rt->routes[i].module->flags & CR_MODULE_NONBLOCKING))
+        if (!rt->routes[i].nonblocking)
             return false;
     return true;
 }
@@ -444,8 +563,7 @@ static void cr_ev_dispatch(cr_econn *e)
 
     c->keep_alive = cr_conn_may_keep_alive(c);
     if (cr_ev_runs_inline(c)) {
-        cr_http_run_handlers(c);
-        cr_ev_respond(e);
+        cr_ev_after_handler(e, cr_http_run_handlers(c));
         return;
     }
     cr_ev_queue(e);
@@ -649,6 +767,10 @@ static void cr_ev_on_conn_event(evutil_socket_t fd, short what, void *arg)
     cr_econn *e = arg;
 
     (void)fd;
+    if (e->state == CR_ES_SUSPENDED) {
+        cr_ev_on_suspended_event(e);
+        return;
+    }
     if (e->state == CR_ES_LINGER) {
         cr_ev_on_linger(e, what);
         return;

@@ -182,6 +182,7 @@ static int cr_build_routes(cr_generation *g, char *err, size_t errlen)
         if (r->module->route_init != NULL && r->module->route_init(&ctx) != CR_OK)
             return -1;
         r->route_data = ctx.route_data;
+        r->nonblocking = (r->module->flags | ctx.flags) & CR_MODULE_NONBLOCKING;
     }
     return 0;
 }

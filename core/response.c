@@ -205,6 +205,14 @@ int cr_response_write(cr_request *r, const void *data, size_t len)
     return CR_OK;
 }
 
+int cr_response_writev(cr_request *r, const struct iovec *iov, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (cr_response_write(r, iov[i].iov_base, iov[i].iov_len) != CR_OK)
+            return CR_ERROR;
+    return CR_OK;
+}
+
 int cr_response_sendfile(cr_request *r, int fd, off_t offset, size_t len)
 {
     cr_response *resp = &cr_conn_of(r)->resp;

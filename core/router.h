@@ -4,6 +4,7 @@
 #ifndef CR_ROUTER_H
 #define CR_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "corral/module.h"
@@ -14,6 +15,7 @@ typedef struct cr_route {
     const char *host; /* NULL: any host */
     const cr_module *module;
     void *route_data;
+    bool nonblocking; /* the module, or route_init for this route, says it never blocks */
 } cr_route;
 
 typedef struct cr_router {

@@ -1,7 +1,13 @@
 /* delay: a simulated slow backend. Waits N milliseconds (the route's `ms`,
- * or ?ms=N, at most 60000) blocking its thread, then answers 200 with a
- * short text body: the workload for comparing the MPMs. */
+ * or ?ms=N, at most 60000), then answers 200 with a short text body: the
+ * workload for comparing the MPMs. It waits in one of two ways (the
+ * route's `mode`, or ?mode=):
+ *   block    sleeps in the handler, holding its thread as a blocking
+ *            backend call would;
+ *   suspend  suspends the request and finishes it from a core timer, as a
+ *            module written for an asynchronous backend would. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,15 +17,32 @@
 
 #define CR_DELAY_MAX_MS 60000
 
+typedef enum cr_delay_mode {
+    CR_DELAY_BLOCK,
+    CR_DELAY_SUSPEND,
+} cr_delay_mode;
+
 typedef struct cr_delay_route {
     long ms;
+    cr_delay_mode mode;
 } cr_delay_route;
 
-static int cr_delay_route_init(cr_route_ctx *ctx)
+static int cr_delay_parse_mode(const char *s, cr_delay_mode *mode)
 {
-    static const char *const allowed[] = { "path", "module", "host", "ms", NULL };
+    if (strcmp(s, "block") == 0)
+        *mode = CR_DELAY_BLOCK;
+    else if (strcmp(s, "suspend") == 0)
+        *mode = CR_DELAY_SUSPEND;
+    else
+        return CR_ERROR;
+    return CR_OK;
+}
+
+static int cr_delay_route_settings(cr_route_ctx *ctx, cr_delay_route *route)
+{
+    static const char *const allowed[] = { "path", "module", "host", "ms", "mode", NULL };
     const config_setting_t *ms = config_setting_get_member(ctx->settings, "ms");
-    cr_delay_route *route;
+    const config_setting_t *mode = config_setting_get_member(ctx->settings, "mode");
 
     if (cr_config_check_keys(ctx->settings, allowed, ctx->err, ctx->errlen) != CR_OK)
         return CR_ERROR;
@@ -30,12 +53,32 @@ static int cr_delay_route_init(cr_route_ctx *ctx)
                         CR_DELAY_MAX_MS);
         return CR_ERROR;
     }
-    route = malloc(sizeof(*route));
+    if (mode != NULL && (config_setting_type(mode) != CONFIG_TYPE_STRING ||
+                         cr_delay_parse_mode(config_setting_get_string(mode), &route->mode) !=
+                             CR_OK)) {
+        cr_config_error(mode, ctx->err, ctx->errlen, "must be \"block\" or \"suspend\"");
+        return CR_ERROR;
+    }
+    route->ms = ms != NULL ? config_setting_get_int(ms) : 10;
+    return CR_OK;
+}
+
+static int cr_delay_route_init(cr_route_ctx *ctx)
+{
+    cr_delay_route *route = calloc(1, sizeof(*route));
+
     if (route == NULL) {
         snprintf(ctx->err, ctx->errlen, "out of memory");
         return CR_ERROR;
     }
-    route->ms = ms != NULL ? config_setting_get_int(ms) : 10;
+    if (cr_delay_route_settings(ctx, route) != CR_OK) {
+        free(route);
+        return CR_ERROR;
+    }
+    /* A suspending route never holds its thread: the event MPM may run it
+     * on its event thread. */
+    if (route->mode == CR_DELAY_SUSPEND)
+        ctx->flags |= CR_MODULE_NONBLOCKING;
     ctx->route_data = route;
     return CR_OK;
 }
@@ -45,44 +88,60 @@ static void cr_delay_route_exit(void *route_data)
     free(route_data);
 }
 
-/* ?ms=N overrides the route's delay; anything unparsable keeps it. */
-static long cr_delay_ms(const cr_request *r, long fallback)
+/* ?ms=N overrides the route's delay (capped); anything unparsable keeps it. */
+static long cr_delay_ms(cr_request *r, long fallback)
 {
-    const char *q = r->query.ptr, *end = q + r->query.len;
+    const char *v = cr_request_arg(r, "ms", NULL);
+    char *end;
+    long ms;
 
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        const char *stop = amp != NULL ? amp : end;
+    if (v == NULL || *v < '0' || *v > '9')
+        return fallback;
+    errno = 0;
+    ms = strtol(v, &end, 10);
+    if (*end != '\0')
+        return fallback;
+    return errno == ERANGE || ms > CR_DELAY_MAX_MS ? CR_DELAY_MAX_MS : ms;
+}
 
-        if (stop - q > 3 && memcmp(q, "ms=", 3) == 0) {
-            long v = 0;
+static int cr_delay_answer(cr_request *r, long ms)
+{
+    char body[64];
+    int n = snprintf(body, sizeof(body), "waited %ld ms\n", ms);
 
-            for (const char *p = q + 3; p < stop && v <= CR_DELAY_MAX_MS; p++) {
-                if (*p < '0' || *p > '9')
-                    return fallback;
-                v = v * 10 + (*p - '0');
-            }
-            return v <= CR_DELAY_MAX_MS ? v : CR_DELAY_MAX_MS;
-        }
-        q = stop + 1;
-    }
-    return fallback;
+    if (cr_response_header(r, "Content-Type", "text/plain") != CR_OK ||
+        cr_response_write(r, body, (size_t)n) != CR_OK)
+        return 500;
+    return CR_DONE;
+}
+
+static void cr_delay_wake(cr_request *r, void *arg)
+{
+    long ms = (long)(intptr_t)arg;
+
+    if (cr_delay_answer(r, ms) != CR_DONE)
+        cr_response_error(r, 500);
+    cr_response_finish(r);
 }
 
 static int cr_delay_handle(cr_request *r)
 {
     const cr_delay_route *route = r->route_data;
     long ms = cr_delay_ms(r, route->ms);
+    const char *mode_arg = cr_request_arg(r, "mode", NULL);
+    cr_delay_mode mode = route->mode;
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    char body[64];
-    int n;
 
+    if (mode_arg != NULL && cr_delay_parse_mode(mode_arg, &mode) != CR_OK)
+        return 400;
+    if (mode == CR_DELAY_SUSPEND) {
+        if (cr_timer_add(r, (unsigned long)ms, cr_delay_wake, (void *)(intptr_t)ms) == NULL)
+            return 500;
+        return CR_SUSPENDED;
+    }
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
-    n = snprintf(body, sizeof(body), "waited %ld ms\n", ms);
-    cr_response_header(r, "Content-Type", "text/plain");
-    cr_response_write(r, body, (size_t)n);
-    return CR_DONE;
+    return cr_delay_answer(r, ms);
 }
 
 __attribute__((visibility("default"))) const cr_module cr_module_entry = {

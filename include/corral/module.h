@@ -10,7 +10,7 @@
 #include "corral/types.h"
 
 #define CR_MODULE_MAGIC 0x43524d44u /* "CRMD" */
-#define CR_MODULE_ABI 1u            /* bumped on any incompatible change */
+#define CR_MODULE_ABI 2u            /* bumped on any incompatible change */
 
 /* The handler never blocks (no disk or network waits beyond what the core
  * does): an event MPM may run it inline on its event thread. */
@@ -21,6 +21,8 @@ typedef struct cr_route_ctx {
     const config_setting_t *settings; /* the route's group: path, module and the module's own keys */
     const char *config_dir;           /* folder of the config file, for relative paths */
     void *route_data;                 /* out: handed to handle() as r->route_data */
+    uint32_t flags;                   /* out: CR_MODULE_NONBLOCKING when this route's
+                                       * requests never block though others may */
     char *err;                        /* out: why the settings were refused */
     size_t errlen;
 } cr_route_ctx;
@@ -44,7 +46,9 @@ typedef struct cr_module {
     void (*child_init)(void);
     void (*child_exit)(void);
     /* Serves a request: CR_DONE (response built), CR_DECLINED (try the next
-     * matching route) or an HTTP status for the core's standard page. */
+     * matching route), CR_SUSPENDED (the module finishes it later with
+     * cr_response_finish, see request.h) or an HTTP status for the core's
+     * standard page. */
     int (*handle)(cr_request *r);
 } cr_module;
 

@@ -1,12 +1,14 @@
-/* The request a handler module receives and the calls that build its
- * response. Strings in cr_request point into the connection's buffers and
- * stay valid until the response is finished; memory from cr_palloc lives
- * exactly as long. */
+/* The request a handler module receives, the calls that build its
+ * response, and the calls that let a handler answer later: suspend the
+ * request, finish it from any thread or from a core timer. Strings in
+ * cr_request point into the connection's buffers and stay valid until the
+ * response is finished; memory from cr_palloc lives exactly as long. */
 #ifndef CORRAL_REQUEST_H
 #define CORRAL_REQUEST_H
 
 #include <stdbool.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "corral/types.h"
 
@@ -32,7 +34,7 @@ typedef struct cr_request {
     cr_str path;         /* percent-decoded, dot segments removed, NUL-terminated */
     cr_str query;        /* raw query string without '?', len 0 when absent */
     int version_minor;   /* HTTP/1.<minor> */
-    const cr_header *headers;
+    const cr_header *headers; /* every header as received, in order: iterate [0, nheaders) */
     size_t nheaders;
     cr_str host;         /* Host header, len 0 when absent */
     cr_str body;         /* the whole request body (de-chunked), len 0 when none */
@@ -45,6 +47,20 @@ typedef struct cr_request {
 
 /* First header named `name` (case-insensitive), or NULL. */
 const cr_str *cr_request_header(const cr_request *r, const char *name);
+
+/* The next header named `name` after the one `prev` points to (NULL: the
+ * first), for headers sent more than once; NULL when there is no other. */
+const cr_str *cr_request_header_next(const cr_request *r, const char *name, const cr_str *prev);
+
+/* The argument `name` of the query string, else of an
+ * application/x-www-form-urlencoded body: percent- and '+'-decoded into
+ * request memory and NUL-terminated; its length (it may hold a NUL) in
+ * *len when len is not NULL. NULL when absent or out of memory. */
+const char *cr_request_arg(cr_request *r, const char *name, size_t *len);
+
+/* The local address and port the connection came in on, as text
+ * ("127.0.0.1", "::1", "unix"), written to buf. CR_OK or CR_ERROR. */
+int cr_request_local_addr(const cr_request *r, char *buf, size_t buflen, unsigned *port);
 
 /* Memory that lives until the request ends; NULL when out of memory. */
 void *cr_palloc(cr_request *r, size_t size);
@@ -64,6 +80,9 @@ int cr_response_write(cr_request *r, const void *data, size_t len);
  * (string literals, data owned by the module). */
 int cr_response_write_ref(cr_request *r, const void *data, size_t len);
 
+/* Appends a copy of the n buffers of iov, in order. */
+int cr_response_writev(cr_request *r, const struct iovec *iov, int n);
+
 /* Sends len bytes of fd from offset as the body (after anything written).
  * The core owns fd from here on and closes it. */
 int cr_response_sendfile(cr_request *r, int fd, off_t offset, size_t len);
@@ -74,5 +93,49 @@ int cr_response_error(cr_request *r, int status);
 
 /* The reason phrase of a status code ("Not Found"), "Unknown" if none. */
 const char *cr_http_reason(int status);
+
+/* ---- answering later ----
+ *
+ * A handler that cannot answer yet (it waits for a backend, a message, a
+ * timer) returns CR_SUSPENDED and keeps the request. It builds the response
+ * whenever it is ready, with the calls above, and ends it with
+ * cr_response_finish, from any thread. Until then, under prefork and worker
+ * the request keeps its process or thread waiting; under event it holds no
+ * thread at all.
+ *
+ * Calls on a suspended request come from one thread at a time: the
+ * module's own (it serializes them), or the core's timer callbacks. */
+
+/* Ends a suspended request: the core sends the response built so far. May
+ * be called from any thread, also before the handler returned
+ * CR_SUSPENDED. r must not be touched afterwards. CR_OK, or CR_ERROR when
+ * the request is not suspended (finished already, or aborted). */
+int cr_response_finish(cr_request *r);
+
+typedef void (*cr_abort_fn)(cr_request *r, void *arg);
+
+/* Calls fn if the request is dropped while suspended: the client closed
+ * its connection, or the child stops at once. fn runs on a core thread;
+ * when it returns the request is freed, so it must make sure no other
+ * thread of the module touches r after that (take the lock the module
+ * finishes its requests under). Timers of the request are cancelled
+ * before. Without fn a dropped request is freed silently. Call it from
+ * the handler. */
+void cr_request_on_abort(cr_request *r, cr_abort_fn fn, void *arg);
+
+typedef struct cr_timer cr_timer;
+typedef void (*cr_timer_fn)(cr_request *r, void *arg);
+
+/* Calls fn(r, arg) once, ms milliseconds from now, on the thread that
+ * drives the connection, while the request is suspended (a timer added in
+ * the handler starts counting at once but fires only after the handler
+ * returned CR_SUSPENDED). Call it from the handler or from a timer
+ * callback of the same request. Finishing or dropping the request cancels
+ * its timers. NULL when out of memory. */
+cr_timer *cr_timer_add(cr_request *r, unsigned long ms, cr_timer_fn fn, void *arg);
+
+/* Cancels a timer that has not fired; from the same threads as
+ * cr_timer_add. */
+void cr_timer_cancel(cr_timer *t);
 
 #endif

@@ -1274,6 +1274,27 @@ def test_idle_keepalive_connections(srv):
             s.close()
 
 
+# --------------------------------------------------------------------------
+# tests kept in files of their own (test_*.py beside this one, one subject
+# each, in name order): they are read into this namespace, so they use the
+# helpers, fixtures and @test above as if written here.
+
+def load_test_files():
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in sorted(os.listdir(here)):
+        if name.startswith("test_") and name.endswith(".py"):
+            path = os.path.join(here, name)
+            with open(path) as f:
+                exec(compile(f.read(), path, "exec"), globals())  # pylint: disable=exec-used
+
+
+load_test_files()
+
+
+# --------------------------------------------------------------------------
+# last: the shared servers stop cleanly
+
+
 @test(None)
 def test_shared_servers_stop_cleanly(_):
     """TERM the shared servers: exit 0, no crash reports in their logs."""

@@ -193,13 +193,14 @@ START_TEST(test_shipped_conf)
     snprintf(path, sizeof(path), "%s/logs/corral.pid", cfg.dir);
     ck_assert_str_eq(cfg.pidfile, path);
     ck_assert_uint_eq(cfg.nmodules, 4);
-    ck_assert_uint_eq(cfg.nroutes, 4);
+    ck_assert_uint_eq(cfg.nroutes, 5);
     ck_assert_str_eq(cfg.routes[0].path, "/hello");
     ck_assert_str_eq(cfg.routes[1].module, "echo");
     ck_assert_str_eq(cfg.routes[2].module, "delay");
-    ck_assert_str_eq(cfg.routes[3].path, "/");
-    ck_assert_str_eq(cfg.routes[3].module, "static");
-    root = cfg.routes[3].settings;
+    ck_assert_str_eq(cfg.routes[3].path, "/wait");
+    ck_assert_str_eq(cfg.routes[4].path, "/");
+    ck_assert_str_eq(cfg.routes[4].module, "static");
+    root = cfg.routes[4].settings;
     ck_assert(config_setting_lookup_string(root, "root", &s));
     ck_assert_str_eq(s, "www");
     g = cr_config_group(&cfg, "mpm_prefork");
