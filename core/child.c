@@ -89,8 +89,8 @@ void cr_child_count_request(cr_child *child)
 
 void cr_child_set_state(cr_child *child, int thread, cr_slot_state state)
 {
-    cr_worker_score *w = cr_scoreboard_worker(&child->srv->sb, (uint32_t)child->slot,
-                                              (uint32_t)thread);
+    cr_worker_score *w =
+        cr_scoreboard_worker(&child->srv->sb, (uint32_t)child->slot, (uint32_t)thread);
 
     w->state = (char)state;
 }
@@ -140,7 +140,7 @@ static int cr_child_signals(cr_child *child)
 static int cr_child_listen(cr_child *child)
 {
     const cr_listeners *ls = &child->srv->listeners;
-    struct epoll_event stop = { .events = EPOLLIN, .data.u32 = CR_EPOLL_STOP };
+    struct epoll_event stop = {.events = EPOLLIN, .data.u32 = CR_EPOLL_STOP};
 
     child->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (child->epfd < 0)
@@ -149,7 +149,7 @@ static int cr_child_listen(cr_child *child)
         return -1;
     for (size_t i = 0; i < ls->count; i++) {
         /* EPOLLEXCLUSIVE wakes one waiting child per connection, not all. */
-        struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = (uint32_t)i };
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = (uint32_t)i};
 
         if (epoll_ctl(child->epfd, EPOLL_CTL_ADD, ls->items[i].fd, &ev) != 0)
             return -1;
@@ -157,8 +157,7 @@ static int cr_child_listen(cr_child *child)
     return 0;
 }
 
-int cr_child_poll(cr_child *child, struct pollfd *fds, int nfds, int timeout_ms,
-                  cr_wait_kind kind)
+int cr_child_poll(cr_child *child, struct pollfd *fds, int nfds, int timeout_ms, cr_wait_kind kind)
 {
     struct pollfd p[CR_CHILD_POLL_MAX + 1];
     struct timespec ts, *tsp = NULL;
@@ -171,7 +170,7 @@ int cr_child_poll(cr_child *child, struct pollfd *fds, int nfds, int timeout_ms,
     if (cr_stop_now || (kind == CR_WAIT_IDLE && cr_stop_graceful))
         return CR_AGAIN;
     memcpy(p, fds, sizeof(*p) * (size_t)nfds);
-    p[nfds] = (struct pollfd){ .fd = cr_child_stop_fd(child, kind), .events = POLLIN };
+    p[nfds] = (struct pollfd){.fd = cr_child_stop_fd(child, kind), .events = POLLIN};
     if (timeout_ms >= 0) {
         ts.tv_sec = timeout_ms / 1000;
         ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
@@ -189,14 +188,14 @@ int cr_child_poll(cr_child *child, struct pollfd *fds, int nfds, int timeout_ms,
 
 int cr_child_wait(cr_child *child, int fd, short events, int timeout_ms, cr_wait_kind kind)
 {
-    struct pollfd p = { .fd = fd, .events = events };
+    struct pollfd p = {.fd = fd, .events = events};
 
     return cr_child_poll(child, &p, 1, timeout_ms, kind);
 }
 
 static void cr_accept_failed(cr_child *child, int err)
 {
-    struct timespec pause = { 0, 100 * 1000000L };
+    struct timespec pause = {0, 100 * 1000000L};
 
     if (err == EAGAIN || err == EINTR || err == ECONNABORTED || err == EPROTO)
         return;
@@ -251,7 +250,7 @@ static void cr_child_modules(cr_generation *g, bool init)
 
 int cr_child_run(cr_server *srv, int slot)
 {
-    cr_child child = { .srv = srv, .gen = srv->gen, .slot = slot, .epfd = -1 };
+    cr_child child = {.srv = srv, .gen = srv->gen, .slot = slot, .epfd = -1};
     int status;
 
     /* A child whose master died must not serve on alone. */

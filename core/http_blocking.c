@@ -19,7 +19,7 @@ enum {
     CR_CONN_CLOSE = 0, /* close without answering: EOF, idle timeout, stop */
 };
 
-#define CR_LINGER_MS 2000
+#define CR_LINGER_MS    2000
 #define CR_LINGER_BYTES (256 * 1024)
 
 static int cr_ms_left(long long deadline)
@@ -39,7 +39,7 @@ static void cr_blocking_wake(cr_conn *c)
 }
 
 /* Timers need no arming: the suspended wait below watches their due times. */
-static const cr_conn_driver cr_blocking_driver = { .wake = cr_blocking_wake };
+static const cr_conn_driver cr_blocking_driver = {.wake = cr_blocking_wake};
 
 static cr_conn *cr_conn_new(cr_child *child, int thread, int fd)
 {
@@ -118,10 +118,10 @@ static ssize_t cr_conn_read(cr_conn *c, char *into, size_t room)
 static int cr_conn_read_head(cr_conn *c)
 {
     const cr_config *cfg = cr_conn_config(c);
-    cr_http_limits limits = { cfg->limits.header_bytes, cfg->limits.uri_bytes };
+    cr_http_limits limits = {cfg->limits.header_bytes, cfg->limits.uri_bytes};
     bool fresh = c->nrequests == 0;
-    long long idle_deadline = cr_monotonic_ms() + 1000LL * (fresh ? cfg->timeouts.header
-                                                                   : cfg->timeouts.keepalive);
+    long long idle_deadline =
+        cr_monotonic_ms() + 1000LL * (fresh ? cfg->timeouts.header : cfg->timeouts.keepalive);
     long long deadline = 0;
     bool try_read = fresh;
 
@@ -160,7 +160,7 @@ static int cr_conn_read_head(cr_conn *c)
 static int cr_conn_send_all(cr_conn *c, struct iovec *iov, int niov, bool more)
 {
     long long deadline = cr_monotonic_ms() + 1000LL * cr_conn_config(c)->timeouts.write;
-    struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)niov };
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
     int flags = MSG_NOSIGNAL | (more ? MSG_MORE : 0);
 
     while (msg.msg_iovlen > 0) {
@@ -204,8 +204,8 @@ static int cr_conn_send_file(cr_conn *c)
             continue;
         }
         if (n == 0) {
-            cr_log(CR_LOG_ERROR, "file for %.*s shrank while being sent",
-                   (int)c->req.target.len, c->req.target.ptr);
+            cr_log(CR_LOG_ERROR, "file for %.*s shrank while being sent", (int)c->req.target.len,
+                   c->req.target.ptr);
             return -1;
         }
         if (errno != EAGAIN && errno != EINTR)
@@ -251,7 +251,7 @@ static int cr_conn_send_response(cr_conn *c)
 static int cr_conn_continue(cr_conn *c, size_t have, size_t want)
 {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    struct iovec iov = { (void *)cont, sizeof(cont) - 1 };
+    struct iovec iov = {(void *)cont, sizeof(cont) - 1};
 
     if (!c->head.expect_continue || c->head.version_minor == 0 || have >= want)
         return 0;
@@ -309,7 +309,7 @@ static int cr_conn_read_length_body(cr_conn *c, size_t *consumed)
             return -1;
         *consumed = c->head_len + have;
     }
-    c->req.body = (cr_str){ body, want };
+    c->req.body = (cr_str){body, want};
     return 0;
 }
 
@@ -319,7 +319,7 @@ static int cr_conn_read_length_body(cr_conn *c, size_t *consumed)
 static int cr_conn_read_chunked_body(cr_conn *c, size_t *consumed)
 {
     long long deadline = cr_monotonic_ms() + 1000LL * cr_conn_config(c)->timeouts.body;
-    cr_chunked_decoder d = { 0 };
+    cr_chunked_decoder d = {0};
     char *body = NULL;
     size_t blen = 0, bcap = 0;
 
@@ -356,7 +356,7 @@ static int cr_conn_read_chunked_body(cr_conn *c, size_t *consumed)
         }
     }
     *consumed = c->head_len;
-    c->req.body = (cr_str){ body != NULL ? body : "", blen };
+    c->req.body = (cr_str){body != NULL ? body : "", blen};
     return 0;
 }
 
@@ -412,7 +412,7 @@ static bool cr_conn_take_wake(cr_conn *c)
  * (and the descriptor) must outlive that write. */
 static void cr_conn_wait_wake(cr_conn *c)
 {
-    struct pollfd p = { .fd = c->wake_fd, .events = POLLIN };
+    struct pollfd p = {.fd = c->wake_fd, .events = POLLIN};
 
     while (!cr_conn_take_wake(c))
         if (poll(&p, 1, -1) < 0 && errno != EINTR) {
@@ -427,8 +427,8 @@ static void cr_conn_wait_wake(cr_conn *c)
 static bool cr_conn_wait_finished(cr_conn *c)
 {
     for (;;) {
-        struct pollfd p[2] = { { .fd = c->wake_fd, .events = POLLIN },
-                               { .fd = c->fd, .events = POLLRDHUP } };
+        struct pollfd p[2] = {{.fd = c->wake_fd, .events = POLLIN},
+                              {.fd = c->fd, .events = POLLRDHUP}};
         long long next = cr_conn_next_timer(c);
         int rc = cr_child_poll(c->child, p, 2, next < 0 ? -1 : cr_ms_left(next), CR_WAIT_BUSY);
 

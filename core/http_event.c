@@ -24,18 +24,18 @@
 #include "corral/log.h"
 #include "http_conn.h"
 
-#define CR_ACCEPT_BATCH 64
+#define CR_ACCEPT_BATCH   64
 #define CR_LINGER_SECONDS 2
-#define CR_SPARE_CONNS 16
+#define CR_SPARE_CONNS    16
 
 typedef enum cr_econn_state {
-    CR_ES_IDLE,    /* keep-alive wait: no request bytes, no cr_conn */
-    CR_ES_HEAD,    /* reading a request head */
-    CR_ES_BODY,    /* reading its body */
-    CR_ES_HANDLER, /* queued for or inside a pool thread */
+    CR_ES_IDLE,      /* keep-alive wait: no request bytes, no cr_conn */
+    CR_ES_HEAD,      /* reading a request head */
+    CR_ES_BODY,      /* reading its body */
+    CR_ES_HANDLER,   /* queued for or inside a pool thread */
     CR_ES_SUSPENDED, /* the handler keeps the request; no thread holds it */
-    CR_ES_WRITE,   /* waiting to send the rest of a response */
-    CR_ES_LINGER,  /* our side closed, draining the client */
+    CR_ES_WRITE,     /* waiting to send the rest of a response */
+    CR_ES_LINGER,    /* our side closed, draining the client */
 } cr_econn_state;
 
 struct cr_evloop;
@@ -43,8 +43,8 @@ struct cr_evloop;
 typedef struct cr_econn {
     struct event ev;
     struct cr_evloop *loop;
-    cr_conn *c;              /* while a request is in progress */
-    struct cr_econn *next;   /* pool queue or done list */
+    cr_conn *c;            /* while a request is in progress */
+    struct cr_econn *next; /* pool queue or done list */
     struct cr_econn *prev_all, *next_all;
     union {
         struct sockaddr sa;
@@ -197,8 +197,7 @@ static void cr_ev_watch(cr_econn *e, short what, const struct timeval *tv)
         return;
     }
     event_del(&e->ev);
-    event_assign(&e->ev, e->loop->base, e->fd, (short)(what | EV_PERSIST), cr_ev_on_conn_event,
-                 e);
+    event_assign(&e->ev, e->loop->base, e->fd, (short)(what | EV_PERSIST), cr_ev_on_conn_event, e);
     if (event_add(&e->ev, tv) != 0) {
         cr_log(CR_LOG_ERROR, "cannot watch a client connection");
         cr_ev_close(e);
@@ -215,7 +214,7 @@ static void cr_ev_build_output(cr_conn *c)
     char *head = cr_pool_alloc(&c->pool, cap);
     size_t hl = head != NULL ? cr_http_format_head(c, head, cap) : 0;
 
-    c->out[0] = (struct iovec){ head, hl };
+    c->out[0] = (struct iovec){head, hl};
     c->nout = 1;
     c->out_next = 0;
     c->file_left = 0;
@@ -234,8 +233,8 @@ static void cr_ev_build_output(cr_conn *c)
 static int cr_ev_flush(cr_conn *c)
 {
     while (c->out_next < c->nout) {
-        struct msghdr msg = { .msg_iov = &c->out[c->out_next],
-                              .msg_iovlen = (size_t)(c->nout - c->out_next) };
+        struct msghdr msg = {.msg_iov = &c->out[c->out_next],
+                             .msg_iovlen = (size_t)(c->nout - c->out_next)};
         ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | (c->file_left ? MSG_MORE : 0));
 
         if (n < 0)
@@ -424,9 +423,8 @@ static void cr_ev_watch_suspended(cr_econn *e)
     bool early_close = event_base_get_features(e->loop->base) & EV_FEATURE_EARLY_CLOSE;
 
     event_del(&e->ev);
-    event_assign(&e->ev, e->loop->base, e->fd, (short)((early_close ? EV_CLOSED : EV_READ) |
-                                                       EV_PERSIST),
-                 cr_ev_on_conn_event, e);
+    event_assign(&e->ev, e->loop->base, e->fd,
+                 (short)((early_close ? EV_CLOSED : EV_READ) | EV_PERSIST), cr_ev_on_conn_event, e);
     if (event_add(&e->ev, NULL) != 0)
         cr_log(CR_LOG_ERROR, "cannot watch a suspended request's connection");
 }
@@ -470,7 +468,7 @@ static void cr_ev_arm_timer(cr_conn *c, cr_timer *t)
 {
     cr_econn *e = c->driver_data;
     long long left = t->due_ms - cr_monotonic_ms();
-    struct timeval tv = { 0, 0 };
+    struct timeval tv = {0, 0};
 
     if (left > 0) {
         tv.tv_sec = (time_t)(left / 1000);
@@ -589,7 +587,7 @@ static int cr_ev_length_body(cr_conn *c)
     if (c->head_len + want <= c->cap) {
         if (c->len < c->head_len + want)
             return 0;
-        c->req.body = (cr_str){ c->buf + c->head_len, want };
+        c->req.body = (cr_str){c->buf + c->head_len, want};
         c->consumed = c->head_len + want;
         return 1;
     }
@@ -605,7 +603,7 @@ static int cr_ev_length_body(cr_conn *c)
     }
     if (c->body_len < want)
         return 0;
-    c->req.body = (cr_str){ c->body, want };
+    c->req.body = (cr_str){c->body, want};
     return 1;
 }
 
@@ -628,7 +626,7 @@ static int cr_ev_chunked_body(cr_conn *c)
     memmove(c->buf + c->head_len, c->buf + c->head_len + n, (size_t)rc);
     c->len = c->head_len + (size_t)rc;
     c->consumed = c->head_len;
-    c->req.body = (cr_str){ c->body != NULL ? c->body : "", c->body_len };
+    c->req.body = (cr_str){c->body != NULL ? c->body : "", c->body_len};
     return 1;
 }
 
@@ -667,7 +665,7 @@ static void cr_ev_on_head(cr_econn *e, int head_len)
 static void cr_ev_on_bytes(cr_econn *e)
 {
     cr_conn *c = e->c;
-    cr_http_limits limits = { e->loop->cfg->limits.header_bytes, e->loop->cfg->limits.uri_bytes };
+    cr_http_limits limits = {e->loop->cfg->limits.header_bytes, e->loop->cfg->limits.uri_bytes};
     int rc;
 
     if (e->state == CR_ES_BODY) {
@@ -805,7 +803,7 @@ static void cr_ev_on_resume(evutil_socket_t fd, short what, void *arg)
 
 static void cr_ev_pause_accepting(cr_evloop *l, int err)
 {
-    struct timeval pause = { 0, 200 * 1000 };
+    struct timeval pause = {0, 200 * 1000};
 
     cr_log_errno(CR_LOG_ERROR, err, "accept; pausing new connections");
     cr_ev_listeners(l, false);
@@ -943,7 +941,7 @@ static void cr_ev_stop_pool(cr_evloop *l)
 
 static const struct timeval *cr_ev_timeout(cr_evloop *l, int seconds)
 {
-    struct timeval tv = { seconds, 0 };
+    struct timeval tv = {seconds, 0};
 
     return event_base_init_common_timeout(l->base, &tv);
 }
@@ -967,14 +965,13 @@ static int cr_ev_setup_events(cr_evloop *l)
             return -1;
         l->nlisten = i + 1;
     }
-    l->stop_ev = event_new(l->base, cr_child_stop_fd(l->child, CR_WAIT_IDLE), EV_READ,
-                           cr_ev_on_stop, l);
-    l->stop_now_ev = event_new(l->base, cr_child_stop_fd(l->child, CR_WAIT_BUSY), EV_READ,
-                               cr_ev_on_stop_now, l);
+    l->stop_ev =
+        event_new(l->base, cr_child_stop_fd(l->child, CR_WAIT_IDLE), EV_READ, cr_ev_on_stop, l);
+    l->stop_now_ev =
+        event_new(l->base, cr_child_stop_fd(l->child, CR_WAIT_BUSY), EV_READ, cr_ev_on_stop_now, l);
     l->done_ev = event_new(l->base, -1, 0, cr_ev_on_done, l);
     l->resume_ev = evtimer_new(l->base, cr_ev_on_resume, l);
-    if (l->stop_ev == NULL || l->stop_now_ev == NULL || l->done_ev == NULL ||
-        l->resume_ev == NULL)
+    if (l->stop_ev == NULL || l->stop_now_ev == NULL || l->done_ev == NULL || l->resume_ev == NULL)
         return -1;
     if (event_add(l->stop_ev, NULL) != 0 || event_add(l->stop_now_ev, NULL) != 0)
         return -1;
@@ -1025,9 +1022,11 @@ static void cr_ev_cleanup(cr_evloop *l)
 
 int cr_child_serve_events(cr_child *child, const cr_event_options *opt)
 {
-    cr_evloop l = { .child = child, .cfg = &child->gen->cfg, .nthreads = opt->threads,
-                    .max_conns = opt->max_connections,
-                    .queue_limit = opt->queue_limit ? opt->queue_limit : opt->threads * 64 };
+    cr_evloop l = {.child = child,
+                   .cfg = &child->gen->cfg,
+                   .nthreads = opt->threads,
+                   .max_conns = opt->max_connections,
+                   .queue_limit = opt->queue_limit ? opt->queue_limit : opt->threads * 64};
     int status = 1;
 
     pthread_mutex_init(&l.lock, NULL);

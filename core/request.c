@@ -98,7 +98,8 @@ static const char *cr_args_find(cr_request *r, const char *list, size_t listlen,
 
         if (key == NULL)
             return NULL;
-        if (cr_form_decode(p, (size_t)(kend - p), key) == namelen && memcmp(key, name, namelen) == 0) {
+        if (cr_form_decode(p, (size_t)(kend - p), key) == namelen &&
+            memcmp(key, name, namelen) == 0) {
             const char *v = eq != NULL ? eq + 1 : stop;
             char *value = cr_palloc(r, (size_t)(stop - v) + 1);
             size_t n;

@@ -40,22 +40,22 @@ static int cr_delay_parse_mode(const char *s, cr_delay_mode *mode)
 
 static int cr_delay_route_settings(cr_route_ctx *ctx, cr_delay_route *route)
 {
-    static const char *const allowed[] = { "path", "module", "host", "ms", "mode", NULL };
+    static const char *const allowed[] = {"path", "module", "host", "ms", "mode", NULL};
     const config_setting_t *ms = config_setting_get_member(ctx->settings, "ms");
     const config_setting_t *mode = config_setting_get_member(ctx->settings, "mode");
 
     if (cr_config_check_keys(ctx->settings, allowed, ctx->err, ctx->errlen) != CR_OK)
         return CR_ERROR;
-    if (ms != NULL && (config_setting_type(ms) != CONFIG_TYPE_INT ||
-                       config_setting_get_int(ms) < 0 ||
-                       config_setting_get_int(ms) > CR_DELAY_MAX_MS)) {
+    if (ms != NULL &&
+        (config_setting_type(ms) != CONFIG_TYPE_INT || config_setting_get_int(ms) < 0 ||
+         config_setting_get_int(ms) > CR_DELAY_MAX_MS)) {
         cr_config_error(ms, ctx->err, ctx->errlen, "must be an integer between 0 and %d",
                         CR_DELAY_MAX_MS);
         return CR_ERROR;
     }
-    if (mode != NULL && (config_setting_type(mode) != CONFIG_TYPE_STRING ||
-                         cr_delay_parse_mode(config_setting_get_string(mode), &route->mode) !=
-                             CR_OK)) {
+    if (mode != NULL &&
+        (config_setting_type(mode) != CONFIG_TYPE_STRING ||
+         cr_delay_parse_mode(config_setting_get_string(mode), &route->mode) != CR_OK)) {
         cr_config_error(mode, ctx->err, ctx->errlen, "must be \"block\" or \"suspend\"");
         return CR_ERROR;
     }
@@ -130,7 +130,7 @@ static int cr_delay_handle(cr_request *r)
     long ms = cr_delay_ms(r, route->ms);
     const char *mode_arg = cr_request_arg(r, "mode", NULL);
     cr_delay_mode mode = route->mode;
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
     if (mode_arg != NULL && cr_delay_parse_mode(mode_arg, &mode) != CR_OK)
         return 400;
