@@ -1,5 +1,7 @@
 /* mod_static: serves the files below a route's `root` folder, with a
- * Content-Type from the extension (mime.types) and Last-Modified. Files are
+ * Content-Type from the extension (mime.types), Last-Modified and a strong
+ * ETag; answers conditional requests (If-None-Match, If-Modified-Since) with
+ * 304 and a single byte range (Range, If-Range) with 206 or 416. Files are
  * opened with openat2's RESOLVE_BENEATH against a descriptor of root where
  * the kernel has it, else resolved with realpath and checked against root,
  * so neither a crafted path nor a symlink reaches outside root. Folders
@@ -10,11 +12,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -40,6 +45,8 @@
 #define CR_MIME_MAX_BYTES      (1024 * 1024)
 #define CR_MIME_MAX_EXT        16
 #define CR_HTTP_DATE_SIZE      64
+#define CR_ETAG_SIZE           64 /* '"' + 3 x 16 hex digits + 2 '-' + '"' + NUL */
+#define CR_CONTENT_RANGE_SIZE  96 /* "bytes " + 3 x 20 digits + '-' + '/' + NUL */
 
 typedef struct cr_mime_entry {
     const char *ext; /* lower case, without the dot */
@@ -381,16 +388,21 @@ static const char *cr_static_relative(const cr_request *r, size_t *len)
     return path->ptr + i;
 }
 
-/* The core already normalizes paths; this is a second lock on the same
- * door: no NUL byte (it would cut the name short) and no segment that
- * starts with "..". */
+/* The core already decodes the path and removes its dot segments; this is
+ * a second lock on the same door, for whatever still arrives: no NUL byte
+ * (it would cut the name short), no control character (no file worth
+ * serving has one, and they end up in logs), no segment "." and no segment
+ * that starts with "..". */
 static bool cr_static_relative_is_safe(const char *rel, size_t len)
 {
-    if (memchr(rel, '\0', len) != NULL)
-        return false;
-    for (size_t i = 0; i + 1 < len; i++) {
-        bool segment_start = i == 0 || rel[i - 1] == '/';
-        if (segment_start && rel[i] == '.' && rel[i + 1] == '.')
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)rel[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+        if (c != '.' || (i > 0 && rel[i - 1] != '/'))
+            continue;
+        bool alone = i + 1 == len || rel[i + 1] == '/';
+        if (alone || rel[i + 1] == '.')
             return false;
     }
     return true;
@@ -485,43 +497,403 @@ static int cr_static_open(const cr_static_route *route, const char *rel, int *fd
     return CR_OK;
 }
 
-/* ---- responses ----------------------------------------------------------- */
+/* ---- HTTP dates ---------------------------------------------------------- */
+
+static const char cr_static_days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char *const cr_static_long_days[7] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                                   "Thursday", "Friday", "Saturday"};
+static const char cr_static_months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 /* RFC 1123 date, spelled out by hand: strftime's names follow the locale. */
 static int cr_static_http_date(time_t t, char *out)
 {
-    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     struct tm tm;
     if (gmtime_r(&t, &tm) == NULL)
         return CR_ERROR;
-    snprintf(out, CR_HTTP_DATE_SIZE, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
-             tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    snprintf(out, CR_HTTP_DATE_SIZE, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+             cr_static_days[tm.tm_wday], tm.tm_mday, cr_static_months[tm.tm_mon], tm.tm_year + 1900,
+             tm.tm_hour, tm.tm_min, tm.tm_sec);
     return CR_OK;
+}
+
+/* The value of n decimal digits at s, or -1 if one of them is not a digit. */
+static int cr_static_digits(const char *s, size_t n)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* Names in HTTP dates are case-sensitive (RFC 9110 5.6.7). */
+static int cr_static_month(const char *s)
+{
+    for (int m = 0; m < 12; m++)
+        if (memcmp(s, cr_static_months[m], 3) == 0)
+            return m;
+    return -1;
+}
+
+static bool cr_static_day_name(const char *s, size_t len, bool long_name)
+{
+    for (int d = 0; d < 7; d++) {
+        const char *name = long_name ? cr_static_long_days[d] : cr_static_days[d];
+        if (strlen(name) == len && memcmp(s, name, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* "hh:mm:ss" at s. */
+static bool cr_static_clock(const char *s, struct tm *tm)
+{
+    if (s[2] != ':' || s[5] != ':')
+        return false;
+    tm->tm_hour = cr_static_digits(s, 2);
+    tm->tm_min = cr_static_digits(s + 3, 2);
+    tm->tm_sec = cr_static_digits(s + 6, 2);
+    return tm->tm_hour >= 0 && tm->tm_min >= 0 && tm->tm_sec >= 0;
+}
+
+/* "Sun, 06 Nov 1994 08:49:37 GMT", the one format senders must use. */
+static bool cr_static_imf_date(const char *s, size_t len, struct tm *tm)
+{
+    if (len != 29 || !cr_static_day_name(s, 3, false) || memcmp(s + 3, ", ", 2) != 0 ||
+        s[7] != ' ' || s[11] != ' ' || s[16] != ' ' || memcmp(s + 25, " GMT", 4) != 0)
+        return false;
+    tm->tm_mday = cr_static_digits(s + 5, 2);
+    tm->tm_mon = cr_static_month(s + 8);
+    tm->tm_year = cr_static_digits(s + 12, 4) - 1900;
+    return tm->tm_year >= -1900 && cr_static_clock(s + 17, tm);
+}
+
+/* Obsolete "Sunday, 06-Nov-94 08:49:37 GMT". */
+static bool cr_static_rfc850_date(const char *s, size_t len, struct tm *tm)
+{
+    const char *comma = memchr(s, ',', len);
+    if (comma == NULL || !cr_static_day_name(s, (size_t)(comma - s), true))
+        return false;
+    const char *p = comma + 1;
+    if ((size_t)(s + len - p) != 23 || p[0] != ' ')
+        return false;
+    p++;
+    if (p[2] != '-' || p[6] != '-' || p[9] != ' ' || memcmp(p + 18, " GMT", 4) != 0)
+        return false;
+    tm->tm_mday = cr_static_digits(p, 2);
+    tm->tm_mon = cr_static_month(p + 3);
+    int yy = cr_static_digits(p + 7, 2);
+    /* Two-digit years: the usual pivot, 70..99 is the 20th century. */
+    tm->tm_year = yy < 70 ? yy + 100 : yy;
+    return yy >= 0 && cr_static_clock(p + 10, tm);
+}
+
+/* Obsolete asctime "Sun Nov  6 08:49:37 1994" (the day padded with a space). */
+static bool cr_static_asctime_date(const char *s, size_t len, struct tm *tm)
+{
+    if (len != 24 || !cr_static_day_name(s, 3, false) || s[3] != ' ' || s[7] != ' ' ||
+        s[10] != ' ' || s[19] != ' ')
+        return false;
+    tm->tm_mon = cr_static_month(s + 4);
+    tm->tm_mday = s[8] == ' ' ? cr_static_digits(s + 9, 1) : cr_static_digits(s + 8, 2);
+    tm->tm_year = cr_static_digits(s + 20, 4) - 1900;
+    return tm->tm_year >= -1900 && cr_static_clock(s + 11, tm);
+}
+
+/* An HTTP-date in any of its three formats (RFC 9110 5.6.7). False for
+ * anything else, which callers ignore as the RFC says. */
+static bool cr_static_parse_date(const cr_str *v, time_t *out)
+{
+    struct tm tm = {0};
+    if (!cr_static_imf_date(v->ptr, v->len, &tm) && !cr_static_rfc850_date(v->ptr, v->len, &tm) &&
+        !cr_static_asctime_date(v->ptr, v->len, &tm))
+        return false;
+    if (tm.tm_mon < 0 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+        tm.tm_sec > 60)
+        return false;
+    int mday = tm.tm_mday, mon = tm.tm_mon;
+    time_t t = timegm(&tm);
+    /* timegm moves "31 Feb" into March: such a date is not a date. */
+    if (t == (time_t)-1 || tm.tm_mday != mday || tm.tm_mon != mon)
+        return false;
+    *out = t;
+    return true;
+}
+
+/* ---- conditional and range requests -------------------------------------- */
+
+/* What a file response is validated and cut by. */
+typedef struct cr_static_file {
+    int fd;
+    uint64_t size;
+    time_t mtime;
+    char etag[CR_ETAG_SIZE];
+    char last_modified[CR_HTTP_DATE_SIZE];
+} cr_static_file;
+
+typedef enum cr_static_span_kind {
+    CR_STATIC_WHOLE,        /* 200 with the whole file */
+    CR_STATIC_PART,         /* 206 with one range */
+    CR_STATIC_UNSATISFIABLE /* 416 */
+} cr_static_span_kind;
+
+typedef struct cr_static_span {
+    uint64_t first;
+    uint64_t len;
+} cr_static_span;
+
+static bool cr_static_name_is(const cr_header *h, const char *name)
+{
+    size_t len = strlen(name);
+    return h->name.len == len && strncasecmp(h->name.ptr, name, len) == 0;
+}
+
+/* The first field named name and how many there are: a field sent twice is
+ * a list of two, which Range, If-Range and If-Modified-Since do not allow. */
+static const cr_str *cr_static_header(const cr_request *r, const char *name, size_t *count)
+{
+    const cr_str *first = NULL;
+    *count = 0;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        if (!cr_static_name_is(&r->headers[i], name))
+            continue;
+        if (first == NULL)
+            first = &r->headers[i].value;
+        (*count)++;
+    }
+    return first;
+}
+
+/* A strong validator: the same path replaced by another file (inode), or
+ * rewritten within the same second (size, nanoseconds), gets a new tag. */
+static void cr_static_etag(const struct stat *st, char *out)
+{
+    uint64_t ns = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
+    snprintf(out, CR_ETAG_SIZE, "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"", (uint64_t)st->st_ino,
+             (uint64_t)st->st_size, ns);
+}
+
+static bool cr_static_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Whether the If-None-Match list v holds "*" or etag, comparing weakly
+ * (RFC 9110 13.1.2: W/"x" matches "x"). A malformed list matches nothing,
+ * so the client gets the full response rather than a wrong 304. */
+static bool cr_static_etag_listed(const cr_str *v, const char *etag)
+{
+    size_t etag_len = strlen(etag);
+    const char *p = v->ptr, *end = v->ptr + v->len;
+    for (;;) {
+        while (p < end && (cr_static_ows(*p) || *p == ','))
+            p++;
+        if (p == end)
+            return false;
+        if (*p == '*')
+            return true;
+        if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+            p += 2;
+        if (p == end || *p != '"')
+            return false;
+        const char *close = memchr(p + 1, '"', (size_t)(end - p - 1));
+        if (close == NULL)
+            return false;
+        size_t len = (size_t)(close - p) + 1;
+        if (len == etag_len && memcmp(p, etag, len) == 0)
+            return true;
+        for (p = close + 1; p < end && cr_static_ows(*p); p++)
+            ;
+        if (p < end && *p != ',')
+            return false;
+    }
+}
+
+/* RFC 9110 13.2.2: If-None-Match decides when present, else
+ * If-Modified-Since (to the second, as Last-Modified shows it). */
+static bool cr_static_not_modified(const cr_request *r, const cr_static_file *f)
+{
+    bool has_inm = false;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        if (!cr_static_name_is(&r->headers[i], "If-None-Match"))
+            continue;
+        has_inm = true;
+        if (cr_static_etag_listed(&r->headers[i].value, f->etag))
+            return true;
+    }
+    if (has_inm)
+        return false;
+    size_t count;
+    const cr_str *v = cr_static_header(r, "If-Modified-Since", &count);
+    time_t since;
+    if (count != 1 || !cr_static_parse_date(v, &since))
+        return false;
+    return f->mtime <= since;
+}
+
+/* If-Range (RFC 9110 13.1.5): the range applies only to the representation
+ * the client already has part of. An entity-tag compares strongly, so a
+ * weak one never matches; a date must equal Last-Modified exactly. */
+static bool cr_static_if_range_holds(const cr_request *r, const cr_static_file *f)
+{
+    size_t count;
+    const cr_str *v = cr_static_header(r, "If-Range", &count);
+    if (count == 0)
+        return true;
+    if (count > 1 || v->len == 0)
+        return false;
+    /* "W/" rather than 'W': "Wed, ..." is a date. */
+    if (v->ptr[0] == '"' || (v->len >= 2 && v->ptr[0] == 'W' && v->ptr[1] == '/'))
+        return v->len == strlen(f->etag) && memcmp(v->ptr, f->etag, v->len) == 0;
+    time_t t;
+    return cr_static_parse_date(v, &t) && t == f->mtime;
+}
+
+/* Decimal digits at *p, saturating at UINT64_MAX: a position that large is
+ * past any file, which the range checks handle. False when there are none. */
+static bool cr_static_number(const char **p, const char *end, uint64_t *out)
+{
+    const char *start = *p;
+    uint64_t n = 0;
+    for (; *p < end && **p >= '0' && **p <= '9'; (*p)++) {
+        uint64_t d = (uint64_t)(**p - '0');
+        n = n > (UINT64_MAX - d) / 10 ? UINT64_MAX : n * 10 + d;
+    }
+    *out = n;
+    return *p != start;
+}
+
+/* One "bytes=a-b", "bytes=a-" or "bytes=-n" against a file of size bytes
+ * (size > 0). Several ranges or any other syntax serve the whole file,
+ * which RFC 9110 14.2 allows: it saves a multipart body for a rare case. */
+static cr_static_span_kind cr_static_parse_range(const cr_str *v, uint64_t size,
+                                                 cr_static_span *span)
+{
+    const char *p = v->ptr, *end = v->ptr + v->len;
+    if (v->len < 6 || strncasecmp(p, "bytes=", 6) != 0 || memchr(p, ',', v->len) != NULL)
+        return CR_STATIC_WHOLE;
+    for (p += 6; p < end && cr_static_ows(*p); p++)
+        ;
+    uint64_t first, last;
+    bool has_first = cr_static_number(&p, end, &first);
+    if (p == end || *p++ != '-')
+        return CR_STATIC_WHOLE;
+    bool has_last = cr_static_number(&p, end, &last);
+    if (p != end || (!has_first && !has_last))
+        return CR_STATIC_WHOLE;
+    if (!has_first) { /* the last `last` bytes */
+        if (last == 0)
+            return CR_STATIC_UNSATISFIABLE;
+        span->len = last < size ? last : size;
+        span->first = size - span->len;
+        return CR_STATIC_PART;
+    }
+    /* Reversed bounds are an invalid range, answered like one past the end. */
+    if (first >= size || (has_last && last < first))
+        return CR_STATIC_UNSATISFIABLE;
+    if (!has_last || last >= size)
+        last = size - 1;
+    span->first = first;
+    span->len = last - first + 1;
+    return CR_STATIC_PART;
+}
+
+/* Range is defined for GET only (RFC 9110 14.2): HEAD gets the headers of
+ * the whole file. An empty file has no byte to cut, so it is sent whole. */
+static cr_static_span_kind cr_static_range(const cr_request *r, const cr_static_file *f,
+                                           cr_static_span *span)
+{
+    if (r->method != CR_METHOD_GET || f->size == 0)
+        return CR_STATIC_WHOLE;
+    size_t count;
+    const cr_str *v = cr_static_header(r, "Range", &count);
+    if (count != 1 || !cr_static_if_range_holds(r, f))
+        return CR_STATIC_WHOLE;
+    return cr_static_parse_range(v, f->size, span);
+}
+
+/* ---- file responses ------------------------------------------------------ */
+
+/* ETag and Last-Modified go on every answer about the file, 304 included. */
+static int cr_static_validators(cr_request *r, const struct stat *st, cr_static_file *f)
+{
+    f->size = (uint64_t)st->st_size;
+    f->mtime = st->st_mtim.tv_sec;
+    cr_static_etag(st, f->etag);
+    if (cr_static_http_date(f->mtime, f->last_modified) != CR_OK)
+        return CR_ERROR;
+    if (cr_response_header(r, "ETag", f->etag) != CR_OK ||
+        cr_response_header(r, "Last-Modified", f->last_modified) != CR_OK)
+        return CR_ERROR;
+    return CR_OK;
+}
+
+/* The core's error page for 416 is the body, so no Content-Type is set. */
+static int cr_static_unsatisfiable(cr_request *r, cr_static_file *f)
+{
+    char range[CR_CONTENT_RANGE_SIZE];
+    snprintf(range, sizeof(range), "bytes */%" PRIu64, f->size);
+    cr_static_close(f->fd);
+    if (cr_response_header(r, "Content-Range", range) != CR_OK)
+        return 500;
+    return 416;
+}
+
+/* 200 or 206 with the bytes of span; the core owns fd from here on. */
+static int cr_static_send(cr_request *r, cr_static_file *f, cr_static_span_kind kind,
+                          const cr_static_span *span, const char *name)
+{
+    cr_static_span whole = {.first = 0, .len = f->size};
+    if (kind == CR_STATIC_WHOLE)
+        span = &whole;
+    int rc = cr_response_header(r, "Content-Type", cr_static_mime_type(name));
+    if (rc == CR_OK)
+        rc = cr_response_header(r, "Accept-Ranges", "bytes");
+    if (rc == CR_OK && kind == CR_STATIC_PART) {
+        char range[CR_CONTENT_RANGE_SIZE];
+        snprintf(range, sizeof(range), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, span->first,
+                 span->first + span->len - 1, f->size);
+        rc = cr_response_header(r, "Content-Range", range);
+        cr_response_status(r, 206);
+    }
+    if (rc != CR_OK) {
+        cr_static_close(f->fd);
+        return 500;
+    }
+    if (cr_response_sendfile(r, f->fd, (off_t)span->first, (size_t)span->len) != CR_OK)
+        return 500;
+    return CR_DONE;
 }
 
 /* Answers with the open file; fd is consumed in every case. */
 static int cr_static_serve_file(cr_request *r, int fd, const struct stat *st, const char *name)
 {
-    int status = 403; /* only regular files: no devices, FIFOs or sockets */
-    char *date = cr_palloc(r, CR_HTTP_DATE_SIZE);
-    if (!S_ISREG(st->st_mode))
-        goto fail;
-    status = 500;
-    if (date == NULL || cr_static_http_date(st->st_mtim.tv_sec, date) != CR_OK)
-        goto fail;
-    if (cr_response_header(r, "Content-Type", cr_static_mime_type(name)) != CR_OK ||
-        cr_response_header(r, "Last-Modified", date) != CR_OK)
-        goto fail;
-    /* The core owns fd from here on, whatever the outcome. */
-    if (cr_response_sendfile(r, fd, 0, (size_t)st->st_size) != CR_OK)
+    /* Only regular files: no devices, FIFOs or sockets. */
+    if (!S_ISREG(st->st_mode)) {
+        cr_static_close(fd);
+        return 403;
+    }
+    cr_static_file f = {.fd = fd};
+    if (cr_static_validators(r, st, &f) != CR_OK) {
+        cr_static_close(fd);
         return 500;
-    return CR_DONE;
-fail:
-    cr_static_close(fd);
-    return status;
+    }
+    if (cr_static_not_modified(r, &f)) {
+        cr_static_close(fd);
+        cr_response_status(r, 304);
+        return CR_DONE;
+    }
+    cr_static_span span = {0};
+    cr_static_span_kind kind = cr_static_range(r, &f, &span);
+    if (kind == CR_STATIC_UNSATISFIABLE)
+        return cr_static_unsatisfiable(r, &f);
+    return cr_static_send(r, &f, kind, &span, name);
 }
+
+/* ---- responses ----------------------------------------------------------- */
 
 static bool cr_static_url_safe(unsigned char c)
 {
@@ -604,8 +976,9 @@ static int cr_static_handle(cr_request *r)
     const char *rel = cr_static_relative(r, &len);
     if (rel == NULL)
         return 404;
+    /* 404 like a missing file: a probe learns nothing about the tree. */
     if (!cr_static_relative_is_safe(rel, len))
-        return 403;
+        return 404;
     int fd;
     struct stat st;
     int status = cr_static_open(route, rel, &fd, &st);
