@@ -22,13 +22,6 @@ enum {
 #define CR_LINGER_MS    2000
 #define CR_LINGER_BYTES (256 * 1024)
 
-static int cr_ms_left(long long deadline)
-{
-    long long left = deadline - cr_monotonic_ms();
-
-    return left > 0 ? (int)left : 0;
-}
-
 /* A suspended request was finished: wake the thread holding it. */
 static void cr_blocking_wake(cr_conn *c)
 {
@@ -38,8 +31,14 @@ static void cr_blocking_wake(cr_conn *c)
         cr_log_errno(CR_LOG_ERROR, errno, "write to a request's wake-up eventfd");
 }
 
+static int cr_blocking_send(cr_conn *c, struct iovec *iov, int n)
+{
+    return cr_conn_send_all(c, iov, n, false) == 0 ? CR_OK : CR_ERROR;
+}
+
 /* Timers need no arming: the suspended wait below watches their due times. */
-static const cr_conn_driver cr_blocking_driver = {.wake = cr_blocking_wake};
+static const cr_conn_driver cr_blocking_driver = {.wake = cr_blocking_wake,
+                                                  .send = cr_blocking_send};
 
 static cr_conn *cr_conn_new(cr_child *child, int thread, int fd)
 {
@@ -76,26 +75,6 @@ static void cr_conn_free(cr_conn *c)
         cr_log_errno(CR_LOG_DEBUG, errno, "close of client socket");
     free(c->buf);
     free(c);
-}
-
-/* Waits for fd to be ready. 1 ready; 0 timed out or asked to stop; -1
- * error. An idle wait also ends on a graceful stop: nothing is lost by
- * closing a connection between requests. */
-static int cr_conn_wait(cr_conn *c, short events, long long deadline, bool idle)
-{
-    for (;;) {
-        int rc = cr_child_wait(c->child, c->fd, events, cr_ms_left(deadline),
-                               idle ? CR_WAIT_IDLE : CR_WAIT_BUSY);
-
-        if (rc == 1 || rc == 0)
-            return rc;
-        if (rc == CR_ERROR) {
-            cr_log_errno(CR_LOG_ERROR, errno, "poll on client socket");
-            return -1;
-        }
-        if (cr_child_stopping_now(c->child) || (idle && cr_child_stopping(c->child)))
-            return 0;
-    }
 }
 
 /* Reads what is available into the buffer. >0 bytes read, 0 EOF, -1
@@ -157,36 +136,6 @@ static int cr_conn_read_head(cr_conn *c)
     }
 }
 
-static int cr_conn_send_all(cr_conn *c, struct iovec *iov, int niov, bool more)
-{
-    long long deadline = cr_monotonic_ms() + 1000LL * cr_conn_config(c)->timeouts.write;
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
-    int flags = MSG_NOSIGNAL | (more ? MSG_MORE : 0);
-
-    while (msg.msg_iovlen > 0) {
-        ssize_t n = sendmsg(c->fd, &msg, flags);
-
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EINTR)
-                return -1;
-            if (cr_conn_wait(c, POLLOUT, deadline, false) != 1)
-                return -1;
-            continue;
-        }
-        c->resp.started = true;
-        while (msg.msg_iovlen > 0 && (size_t)n >= msg.msg_iov->iov_len) {
-            n -= (ssize_t)msg.msg_iov->iov_len;
-            msg.msg_iov++;
-            msg.msg_iovlen--;
-        }
-        if (msg.msg_iovlen > 0) {
-            msg.msg_iov->iov_base = (char *)msg.msg_iov->iov_base + n;
-            msg.msg_iov->iov_len -= (size_t)n;
-        }
-    }
-    return 0;
-}
-
 static int cr_conn_send_file(cr_conn *c)
 {
     long long deadline = cr_monotonic_ms() + 1000LL * cr_conn_config(c)->timeouts.write;
@@ -216,15 +165,31 @@ static int cr_conn_send_file(cr_conn *c)
     return 0;
 }
 
+/* The end of a streamed response: the rest of the body, the last chunk. */
+static int cr_conn_end_stream(cr_conn *c)
+{
+    struct iovec iov[CR_RESPONSE_MAX_IOV + CR_RESPONSE_FRAMING_IOV];
+    int n;
+
+    if (c->req.method == CR_METHOD_HEAD || cr_status_has_no_body(c->resp.status))
+        return 0;
+    n = cr_response_chunk_iov(&c->resp, iov, true);
+    c->bytes_sent += c->resp.body_len;
+    return n > 0 ? cr_conn_send_all(c, iov, n, false) : 0;
+}
+
 static int cr_conn_send_response(cr_conn *c)
 {
     cr_response *resp = &c->resp;
     struct iovec iov[CR_RESPONSE_MAX_IOV + 1];
     bool with_body = c->req.method != CR_METHOD_HEAD && !cr_status_has_no_body(resp->status);
     char small[1024], *head = small;
-    size_t hl = cr_http_format_head(c, small, sizeof(small));
+    size_t hl;
     int niov = 1;
 
+    if (resp->streaming)
+        return cr_conn_end_stream(c);
+    hl = cr_http_format_head(c, small, sizeof(small));
     if (hl == 0) {
         size_t cap = resp->headers_len + 512;
 
@@ -241,7 +206,7 @@ static int cr_conn_send_response(cr_conn *c)
     if (cr_conn_send_all(c, iov, niov, with_body && resp->file_fd >= 0) != 0)
         return -1;
     if (with_body)
-        c->bytes_sent = resp->body_len;
+        c->bytes_sent += resp->body_len;
     if (with_body && resp->file_fd >= 0)
         return cr_conn_send_file(c);
     return 0;

@@ -1,6 +1,8 @@
 #include "http_conn.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -46,8 +48,7 @@ const cr_config *cr_conn_config(const cr_conn *c)
 
 cr_worker_score *cr_conn_score(const cr_conn *c)
 {
-    return cr_scoreboard_worker(&c->child->srv->sb, (uint32_t)c->child->slot,
-                                (uint32_t)c->thread);
+    return cr_scoreboard_worker(&c->child->srv->sb, (uint32_t)c->child->slot, (uint32_t)c->thread);
 }
 
 void cr_conn_note_request(cr_conn *c)
@@ -63,8 +64,7 @@ void cr_conn_note_request(cr_conn *c)
     snprintf(w->client, sizeof(w->client), "%s", c->remote_addr);
 }
 
-int cr_body_append(cr_conn *c, char **body, size_t *len, size_t *cap, const char *data,
-                          size_t n)
+int cr_body_append(cr_conn *c, char **body, size_t *len, size_t *cap, const char *data, size_t n)
 {
     if (n == 0)
         return 0;
@@ -119,13 +119,13 @@ int cr_conn_begin_request(cr_conn *c)
         return 500;
     /* The asterisk form names the server itself, not a resource. */
     if (c->head.path.len == 1 && c->head.path.ptr[0] == '*') {
-        c->req.path = (cr_str){ "*", 1 };
+        c->req.path = (cr_str){"*", 1};
         return c->head.method == CR_METHOD_OPTIONS ? 0 : 400;
     }
     plen = cr_http_normalize_path(c->head.path.ptr, c->head.path.len, path);
     if (plen < 0)
         return 400;
-    c->req.path = (cr_str){ path, (size_t)plen };
+    c->req.path = (cr_str){path, (size_t)plen};
     return 0;
 }
 
@@ -201,4 +201,58 @@ void cr_conn_next_request(cr_conn *c)
     memset(&c->req, 0, sizeof(c->req));
     c->bytes_sent = 0;
     c->nrequests++;
+}
+
+int cr_ms_left(long long deadline)
+{
+    long long left = deadline - cr_monotonic_ms();
+
+    return left > 0 ? (int)left : 0;
+}
+
+int cr_conn_wait(cr_conn *c, short events, long long deadline, bool idle)
+{
+    for (;;) {
+        int rc = cr_child_wait(c->child, c->fd, events, cr_ms_left(deadline),
+                               idle ? CR_WAIT_IDLE : CR_WAIT_BUSY);
+
+        if (rc == 1 || rc == 0)
+            return rc;
+        if (rc == CR_ERROR) {
+            cr_log_errno(CR_LOG_ERROR, errno, "poll on client socket");
+            return -1;
+        }
+        if (cr_child_stopping_now(c->child) || (idle && cr_child_stopping(c->child)))
+            return 0;
+    }
+}
+
+int cr_conn_send_all(cr_conn *c, struct iovec *iov, int niov, bool more)
+{
+    long long deadline = cr_monotonic_ms() + 1000LL * cr_conn_config(c)->timeouts.write;
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
+    int flags = MSG_NOSIGNAL | (more ? MSG_MORE : 0);
+
+    while (msg.msg_iovlen > 0) {
+        ssize_t n = sendmsg(c->fd, &msg, flags);
+
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                return -1;
+            if (cr_conn_wait(c, POLLOUT, deadline, false) != 1)
+                return -1;
+            continue;
+        }
+        c->resp.started = true;
+        while (msg.msg_iovlen > 0 && (size_t)n >= msg.msg_iov->iov_len) {
+            n -= (ssize_t)msg.msg_iov->iov_len;
+            msg.msg_iov++;
+            msg.msg_iovlen--;
+        }
+        if (msg.msg_iovlen > 0) {
+            msg.msg_iov->iov_base = (char *)msg.msg_iov->iov_base + n;
+            msg.msg_iov->iov_len -= (size_t)n;
+        }
+    }
+    return 0;
 }

@@ -51,11 +51,14 @@ typedef struct cr_conn {
     size_t body_len;
     size_t body_cap;
     size_t body_want;
-    struct iovec out[CR_RESPONSE_MAX_IOV + 1];
+    struct iovec out[1 + CR_RESPONSE_MAX_IOV + CR_RESPONSE_FRAMING_IOV];
     int nout;
     int out_next;
     off_t file_off;
     size_t file_left;
+    /* What an event-thread cr_response_flush could not send at once. */
+    char *pending;
+    size_t pending_len, pending_off, pending_cap;
 
     /* A request the handler suspended (suspend.h). */
     atomic_int run_state;
@@ -95,8 +98,7 @@ int cr_conn_begin_request(cr_conn *c);
 
 /* Appends n bytes to a request body kept in the pool, within the body
  * limit. Returns 0, 413 or 500. */
-int cr_body_append(cr_conn *c, char **body, size_t *len, size_t *cap, const char *data,
-                   size_t n);
+int cr_body_append(cr_conn *c, char **body, size_t *len, size_t *cap, const char *data, size_t n);
 
 /* Whether the connection may serve another request after this one. */
 bool cr_conn_may_keep_alive(const cr_conn *c);
@@ -119,6 +121,20 @@ void cr_http_error_page(cr_conn *c, int status);
 /* Formats the response head into buf (at most cap bytes); returns its
  * length, or 0 when it does not fit. */
 size_t cr_http_format_head(cr_conn *c, char *buf, size_t cap);
+
+/* Milliseconds until a CLOCK_MONOTONIC deadline (cr_monotonic_ms), 0 when
+ * past. */
+int cr_ms_left(long long deadline);
+
+/* Waits for the client socket to be ready for events. 1 ready; 0 timed
+ * out or asked to stop; -1 error. An idle wait also ends on a graceful
+ * stop: nothing is lost by closing a connection between requests. */
+int cr_conn_wait(cr_conn *c, short events, long long deadline, bool idle);
+
+/* Sends all of iov, waiting for the socket as needed (the write timeout
+ * between progress). 0, or -1 when the client is gone or too slow. more:
+ * more data follows at once (MSG_MORE). */
+int cr_conn_send_all(cr_conn *c, struct iovec *iov, int niov, bool more);
 
 /* Serves connection fd until it closes; fd is closed on return. */
 void cr_http_serve_blocking(struct cr_child *child, int thread, int fd);

@@ -67,6 +67,7 @@ typedef struct cr_evloop {
     struct event *stop_now_ev; /* immediate stop requested */
     struct event *done_ev;     /* pool threads handed connections back */
     struct event *resume_ev;   /* accept again after a pause */
+    pthread_t event_thread;
     const struct timeval *tv_header, *tv_body, *tv_keepalive, *tv_write, *tv_linger;
 
     cr_econn *all; /* every open connection */
@@ -95,11 +96,13 @@ static void cr_ev_on_bytes(cr_econn *e);
 static void cr_ev_wake(cr_conn *c);
 static void cr_ev_arm_timer(cr_conn *c, cr_timer *t);
 static void cr_ev_disarm_timer(cr_conn *c, cr_timer *t);
+static int cr_ev_send(cr_conn *c, struct iovec *iov, int n);
 
 static const cr_conn_driver cr_event_driver = {
     .wake = cr_ev_wake,
     .arm = cr_ev_arm_timer,
     .disarm = cr_ev_disarm_timer,
+    .send = cr_ev_send,
 };
 
 /* ---- connection bookkeeping ---- */
@@ -149,6 +152,8 @@ static cr_conn *cr_ev_conn_get(cr_evloop *l, cr_econn *e)
 static void cr_ev_conn_put(cr_evloop *l, cr_conn *c)
 {
     cr_conn_cancel_timers(c);
+    free(c->pending);
+    c->pending = NULL;
     cr_response_cleanup(&c->resp);
     cr_pool_reset(&c->pool);
     if (l->nspares < CR_SPARE_CONNS) {
@@ -211,18 +216,26 @@ static void cr_ev_build_output(cr_conn *c)
     cr_response *resp = &c->resp;
     bool with_body = c->req.method != CR_METHOD_HEAD && !cr_status_has_no_body(resp->status);
     size_t cap = resp->headers_len + 512;
-    char *head = cr_pool_alloc(&c->pool, cap);
-    size_t hl = head != NULL ? cr_http_format_head(c, head, cap) : 0;
+    char *head;
+    size_t hl;
 
-    c->out[0] = (struct iovec){head, hl};
-    c->nout = 1;
     c->out_next = 0;
     c->file_left = 0;
+    if (resp->streaming) {
+        /* The head went out with the first flush: the rest and the end. */
+        c->nout = with_body ? cr_response_chunk_iov(resp, c->out, true) : 0;
+        c->bytes_sent += with_body ? resp->body_len : 0;
+        return;
+    }
+    head = cr_pool_alloc(&c->pool, cap);
+    hl = head != NULL ? cr_http_format_head(c, head, cap) : 0;
+    c->out[0] = (struct iovec){head, hl};
+    c->nout = 1;
     if (!with_body)
         return;
     memcpy(&c->out[1], resp->body, sizeof(struct iovec) * (size_t)resp->nbody);
     c->nout += resp->nbody;
-    c->bytes_sent = resp->body_len + (resp->file_fd >= 0 ? resp->file_len : 0);
+    c->bytes_sent += resp->body_len + (resp->file_fd >= 0 ? resp->file_len : 0);
     if (resp->file_fd >= 0) {
         c->file_off = resp->file_off;
         c->file_left = resp->file_len;
@@ -230,8 +243,28 @@ static void cr_ev_build_output(cr_conn *c)
 }
 
 /* Sends what the socket takes. 1 all sent, 0 would block, -1 failed. */
+/* Sends what an event-thread cr_response_flush queued. 1 all sent, 0 would
+ * block, -1 failed. */
+static int cr_ev_send_pending(cr_conn *c)
+{
+    while (c->pending_off < c->pending_len) {
+        ssize_t n =
+            send(c->fd, c->pending + c->pending_off, c->pending_len - c->pending_off, MSG_NOSIGNAL);
+
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        c->pending_off += (size_t)n;
+    }
+    c->pending_off = c->pending_len = 0;
+    return 1;
+}
+
 static int cr_ev_flush(cr_conn *c)
 {
+    int rc = cr_ev_send_pending(c);
+
+    if (rc <= 0)
+        return rc;
     while (c->out_next < c->nout) {
         struct msghdr msg = {.msg_iov = &c->out[c->out_next],
                              .msg_iovlen = (size_t)(c->nout - c->out_next)};
@@ -421,10 +454,13 @@ static void *cr_ev_pool_main(void *arg)
 static void cr_ev_watch_suspended(cr_econn *e)
 {
     bool early_close = event_base_get_features(e->loop->base) & EV_FEATURE_EARLY_CLOSE;
+    short what = (short)((early_close ? EV_CLOSED : EV_READ) | EV_PERSIST);
 
+    /* Flushed output the socket could not take yet goes out meanwhile. */
+    if (e->c->pending_len > e->c->pending_off)
+        what |= EV_WRITE;
     event_del(&e->ev);
-    event_assign(&e->ev, e->loop->base, e->fd,
-                 (short)((early_close ? EV_CLOSED : EV_READ) | EV_PERSIST), cr_ev_on_conn_event, e);
+    event_assign(&e->ev, e->loop->base, e->fd, what, cr_ev_on_conn_event, e);
     if (event_add(&e->ev, NULL) != 0)
         cr_log(CR_LOG_ERROR, "cannot watch a suspended request's connection");
 }
@@ -485,26 +521,111 @@ static void cr_ev_disarm_timer(cr_conn *c, cr_timer *t)
     evtimer_del(&t->ev);
 }
 
-/* The client of a suspended request closed (or sent more). */
-static void cr_ev_on_suspended_event(cr_econn *e)
+static void cr_ev_drop_suspended(cr_econn *e)
 {
-    char byte;
-    ssize_t n = recv(e->fd, &byte, 1, MSG_PEEK);
-
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n > 0) {
-        /* A pipelined request: nothing more to learn until the response is
-         * out, and a level-triggered watch would spin. */
-        event_del(&e->ev);
-        return;
-    }
     if (cr_conn_abort(e->c)) {
         cr_ev_close(e);
         return;
     }
     /* Finished a moment ago: the done list has it. */
     event_del(&e->ev);
+}
+
+/* The client of a suspended request closed (or sent more), or the socket
+ * takes more of what a flush left. */
+static void cr_ev_on_suspended_event(cr_econn *e, short what)
+{
+    char byte;
+    ssize_t n;
+
+    if (what & EV_WRITE) {
+        int rc = cr_ev_send_pending(e->c);
+
+        if (rc < 0) {
+            cr_ev_drop_suspended(e);
+            return;
+        }
+        if (rc > 0)
+            cr_ev_watch_suspended(e);
+        if (!(what & (EV_READ | EV_CLOSED)))
+            return;
+    }
+    n = recv(e->fd, &byte, 1, MSG_PEEK);
+
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n > 0) {
+        /* A pipelined request: nothing more to learn until the response is
+         * out, and a level-triggered watch would spin. */
+        if (e->c->pending_len == e->c->pending_off)
+            event_del(&e->ev);
+        return;
+    }
+    cr_ev_drop_suspended(e);
+}
+
+/* Copies iov, less its first `skip` bytes, after the queued output. */
+static int cr_ev_queue_output(cr_conn *c, const struct iovec *iov, int n, size_t skip, size_t total)
+{
+    size_t need = c->pending_len - c->pending_off + (total - skip);
+
+    if (c->pending_off > 0) {
+        memmove(c->pending, c->pending + c->pending_off, c->pending_len - c->pending_off);
+        c->pending_len -= c->pending_off;
+        c->pending_off = 0;
+    }
+    if (need > c->pending_cap) {
+        size_t cap = need > 2 * c->pending_cap ? need : 2 * c->pending_cap;
+        char *grown = realloc(c->pending, cap);
+
+        if (grown == NULL) {
+            cr_log(CR_LOG_ERROR, "out of memory for a streamed response");
+            return CR_ERROR;
+        }
+        c->pending = grown;
+        c->pending_cap = cap;
+    }
+    cr_log(CR_LOG_DEBUG, "queued %zu bytes of a streamed response", total - skip);
+    for (int k = 0; k < n; k++) {
+        size_t len = iov[k].iov_len, off = skip < len ? skip : len;
+
+        skip -= off;
+        memcpy(c->pending + c->pending_len, (const char *)iov[k].iov_base + off, len - off);
+        c->pending_len += len - off;
+    }
+    return CR_OK;
+}
+
+/* cr_response_flush. On the event thread (an inline handler, a timer
+ * callback) nothing may block: what the socket does not take now is
+ * queued and sent before anything else of the connection. Elsewhere (a
+ * pool thread, a module's own thread) the caller waits. */
+static int cr_ev_send(cr_conn *c, struct iovec *iov, int n)
+{
+    cr_econn *e = c->driver_data;
+    size_t total = 0;
+    ssize_t sent = 0;
+
+    if (!pthread_equal(pthread_self(), e->loop->event_thread))
+        return cr_conn_send_all(c, iov, n, false) == 0 ? CR_OK : CR_ERROR;
+    if (c->pending_len == c->pending_off) {
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+
+        sent = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        if (sent < 0 && errno != EAGAIN && errno != EINTR)
+            return CR_ERROR;
+        if (sent < 0)
+            sent = 0;
+    }
+    for (int k = 0; k < n; k++)
+        total += iov[k].iov_len;
+    if ((size_t)sent == total)
+        return CR_OK;
+    if (cr_ev_queue_output(c, iov, n, (size_t)sent, total) != CR_OK)
+        return CR_ERROR;
+    if (e->state == CR_ES_SUSPENDED)
+        cr_ev_watch_suspended(e);
+    return CR_OK;
 }
 
 static void cr_ev_on_done(evutil_socket_t fd, short what, void *arg)
@@ -766,7 +887,7 @@ static void cr_ev_on_conn_event(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     if (e->state == CR_ES_SUSPENDED) {
-        cr_ev_on_suspended_event(e);
+        cr_ev_on_suspended_event(e, what);
         return;
     }
     if (e->state == CR_ES_LINGER) {
@@ -1042,6 +1163,7 @@ int cr_child_serve_events(cr_child *child, const cr_event_options *opt)
         cr_log(CR_LOG_CRIT, "cannot set up the event MPM child");
         goto done;
     }
+    l.event_thread = pthread_self();
     cr_child_set_state(child, opt->threads, CR_SLOT_READY);
     /* Stop signals land on this thread only (the pool threads were created
      * with them blocked); the handler raises the eventfd the loop watches. */

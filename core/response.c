@@ -17,6 +17,8 @@ void cr_response_reset(cr_response *resp)
     resp->file_off = 0;
     resp->file_len = 0;
     resp->started = false;
+    resp->streaming = false;
+    resp->chunked = false;
 }
 
 void cr_response_cleanup(cr_response *resp)
@@ -34,44 +36,82 @@ bool cr_status_has_no_body(int status)
 const char *cr_http_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 
@@ -104,8 +144,8 @@ static bool cr_header_value_ok(const char *v)
 /* Headers the core writes itself; a module setting them would duplicate. */
 static bool cr_header_reserved(const char *name)
 {
-    static const char *const reserved[] = { "content-length", "transfer-encoding", "connection",
-                                            "date", NULL };
+    static const char *const reserved[] = {"content-length", "transfer-encoding", "connection",
+                                           "date", NULL};
 
     for (size_t i = 0; reserved[i]; i++)
         if (strcasecmp(name, reserved[i]) == 0)
@@ -179,6 +219,12 @@ int cr_response_write(cr_request *r, const void *data, size_t len)
         return CR_OK;
     if (resp->file_fd >= 0)
         return CR_ERROR;
+    /* A stream's next writes go to the buffer its last flush emptied. */
+    if (last == NULL && resp->copy != NULL) {
+        resp->body[0] = (struct iovec){resp->copy, 0};
+        resp->nbody = 1;
+        last = &resp->body[0];
+    }
     if (last == NULL || resp->copy == NULL || last->iov_base != resp->copy) {
         cap = len * 2 > 1024 ? len * 2 : 1024;
         buf = cr_pool_alloc(&c->pool, cap);
@@ -225,6 +271,88 @@ int cr_response_sendfile(cr_request *r, int fd, off_t offset, size_t len)
     resp->file_off = offset;
     resp->file_len = len;
     return CR_OK;
+}
+
+int cr_response_chunk_iov(cr_response *resp, struct iovec *iov, bool last)
+{
+    static const char crlf[] = "\r\n", last_chunk[] = "0\r\n\r\n";
+    int n = 0;
+
+    if (!resp->chunked) {
+        memcpy(iov, resp->body, sizeof(*iov) * (size_t)resp->nbody);
+        return resp->nbody;
+    }
+    /* A chunk of size 0 would end the body: an empty flush sends nothing. */
+    if (resp->body_len > 0) {
+        int len = snprintf(resp->chunk_line, sizeof(resp->chunk_line), "%zx\r\n", resp->body_len);
+
+        iov[n++] = (struct iovec){resp->chunk_line, (size_t)len};
+        memcpy(&iov[n], resp->body, sizeof(*iov) * (size_t)resp->nbody);
+        n += resp->nbody;
+        iov[n++] = (struct iovec){(void *)crlf, 2};
+    }
+    if (last)
+        iov[n++] = (struct iovec){(void *)last_chunk, sizeof(last_chunk) - 1};
+    return n;
+}
+
+void cr_response_body_sent(cr_response *resp)
+{
+    resp->nbody = 0;
+    resp->body_len = 0;
+}
+
+static bool cr_response_has_body(const cr_conn *c)
+{
+    return c->req.method != CR_METHOD_HEAD && !cr_status_has_no_body(c->resp.status);
+}
+
+/* The first flush: the head goes out without a length, so the body is
+ * chunked, or delimited by closing the connection for an HTTP/1.0 client. */
+static int cr_response_start_stream(cr_conn *c, struct iovec *head)
+{
+    cr_response *resp = &c->resp;
+    size_t cap = resp->headers_len + 512, len;
+    char *buf = cr_pool_alloc(&c->pool, cap);
+
+    resp->streaming = true;
+    resp->chunked = c->req.version_minor >= 1;
+    if (!resp->chunked)
+        c->keep_alive = false;
+    len = buf != NULL ? cr_http_format_head(c, buf, cap) : 0;
+    if (len == 0)
+        return CR_ERROR;
+    *head = (struct iovec){buf, len};
+    return CR_OK;
+}
+
+int cr_response_flush(cr_request *r)
+{
+    cr_conn *c = cr_conn_of(r);
+    cr_response *resp = &c->resp;
+    struct iovec iov[1 + CR_RESPONSE_MAX_IOV + CR_RESPONSE_FRAMING_IOV];
+    int n = 0;
+
+    /* A file is sent whole, after the body: nothing to stream. */
+    if (resp->file_fd >= 0)
+        return CR_ERROR;
+    if (!resp->streaming && cr_response_start_stream(c, &iov[n++]) != CR_OK)
+        return CR_ERROR;
+    if (cr_response_has_body(c)) {
+        n += cr_response_chunk_iov(resp, &iov[n], false);
+        c->bytes_sent += resp->body_len;
+    }
+    cr_response_body_sent(resp);
+    if (n == 0)
+        return CR_OK;
+    return c->driver->send(c, iov, n);
+}
+
+size_t cr_response_queued(const cr_request *r)
+{
+    const cr_conn *c = cr_conn_of(r);
+
+    return c->pending_len - c->pending_off;
 }
 
 int cr_response_error(cr_request *r, int status)
@@ -294,7 +422,9 @@ size_t cr_http_format_head(cr_conn *c, char *buf, size_t cap)
     at = cr_append(buf, at, cap, line, (size_t)n);
     if (resp->headers_len)
         at = cr_append(buf, at, cap, resp->headers, resp->headers_len);
-    if (!cr_status_has_no_body(resp->status)) {
+    if (resp->streaming && resp->chunked && !cr_status_has_no_body(resp->status)) {
+        at = cr_append(buf, at, cap, "Transfer-Encoding: chunked\r\n", 28);
+    } else if (!resp->streaming && !cr_status_has_no_body(resp->status)) {
         n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n",
                      resp->body_len + resp->file_len);
         at = cr_append(buf, at, cap, line, (size_t)n);

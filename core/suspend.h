@@ -9,6 +9,7 @@
 
 #include <event2/event_struct.h>
 #include <stdbool.h>
+#include <sys/uio.h>
 
 #include "corral/request.h"
 
@@ -42,6 +43,10 @@ typedef struct cr_conn_driver {
      * driver's own wait watches the due times. */
     void (*arm)(struct cr_conn *c, cr_timer *t);
     void (*disarm)(struct cr_conn *c, cr_timer *t);
+    /* Sends iov for cr_response_flush, from whatever thread calls it: all
+     * of it, or what the socket takes with the rest queued where blocking
+     * is not allowed (the event thread). CR_OK or CR_ERROR. */
+    int (*send)(struct cr_conn *c, struct iovec *iov, int n);
 } cr_conn_driver;
 
 /* Milliseconds of CLOCK_MONOTONIC_COARSE. */

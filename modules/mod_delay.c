@@ -5,9 +5,11 @@
  *   block    sleeps in the handler, holding its thread as a blocking
  *            backend call would;
  *   suspend  suspends the request and finishes it from a core timer, as a
- *            module written for an asynchronous backend would. */
+ *            module written for an asynchronous backend would.
+ * With ?chunks=K (at most 1000) it streams: K pieces, one every N ms, each
+ * flushed as a chunk as soon as it is there; ?size=B pads each piece to B
+ * bytes (at most 1 MiB) with 'x' before its newline. */
 #include <errno.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,9 @@
 
 #include "corral/corral.h"
 
-#define CR_DELAY_MAX_MS 60000
+#define CR_DELAY_MAX_MS     60000
+#define CR_DELAY_MAX_CHUNKS 1000
+#define CR_DELAY_MAX_SIZE   (1024 * 1024)
 
 typedef enum cr_delay_mode {
     CR_DELAY_BLOCK,
@@ -88,60 +92,92 @@ static void cr_delay_route_exit(void *route_data)
     free(route_data);
 }
 
-/* ?ms=N overrides the route's delay (capped); anything unparsable keeps it. */
-static long cr_delay_ms(cr_request *r, long fallback)
-{
-    const char *v = cr_request_arg(r, "ms", NULL);
-    char *end;
+/* What one request asked for. */
+typedef struct cr_delay_job {
     long ms;
+    long chunks; /* pieces still to send */
+    long size;   /* bytes of a piece, at least its text */
+} cr_delay_job;
+
+/* The argument `name` as a number up to max (capped); anything unparsable
+ * gives fallback. */
+static long cr_delay_number(cr_request *r, const char *name, long fallback, long max)
+{
+    const char *v = cr_request_arg(r, name, NULL);
+    char *end;
+    long n;
 
     if (v == NULL || *v < '0' || *v > '9')
         return fallback;
     errno = 0;
-    ms = strtol(v, &end, 10);
+    n = strtol(v, &end, 10);
     if (*end != '\0')
         return fallback;
-    return errno == ERANGE || ms > CR_DELAY_MAX_MS ? CR_DELAY_MAX_MS : ms;
+    return errno == ERANGE || n > max ? max : n;
 }
 
-static int cr_delay_answer(cr_request *r, long ms)
+/* Writes one piece; flushes it unless it is the last. CR_OK or CR_ERROR
+ * (the client is gone). */
+static int cr_delay_piece(cr_request *r, cr_delay_job *job)
 {
+    static const char filler[4096] = {[0 ... 4095] = 'x'};
     char body[64];
-    int n = snprintf(body, sizeof(body), "waited %ld ms\n", ms);
+    int n = snprintf(body, sizeof(body), "waited %ld ms", job->ms);
 
-    if (cr_response_header(r, "Content-Type", "text/plain") != CR_OK ||
-        cr_response_write(r, body, (size_t)n) != CR_OK)
-        return 500;
-    return CR_DONE;
+    if (cr_response_write(r, body, (size_t)n) != CR_OK)
+        return CR_ERROR;
+    for (long left = job->size - n - 1; left > 0; left -= (long)sizeof(filler))
+        if (cr_response_write(r, filler,
+                              left < (long)sizeof(filler) ? (size_t)left : sizeof(filler)) != CR_OK)
+            return CR_ERROR;
+    if (cr_response_write(r, "\n", 1) != CR_OK)
+        return CR_ERROR;
+    return --job->chunks > 0 ? cr_response_flush(r) : CR_OK;
 }
 
 static void cr_delay_wake(cr_request *r, void *arg)
 {
-    long ms = (long)(intptr_t)arg;
+    cr_delay_job *job = arg;
 
-    if (cr_delay_answer(r, ms) != CR_DONE)
-        cr_response_error(r, 500);
+    if (cr_delay_piece(r, job) == CR_OK && job->chunks > 0 &&
+        cr_timer_add(r, (unsigned long)job->ms, cr_delay_wake, job) != NULL)
+        return;
     cr_response_finish(r);
+}
+
+static void cr_delay_sleep(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 static int cr_delay_handle(cr_request *r)
 {
     const cr_delay_route *route = r->route_data;
-    long ms = cr_delay_ms(r, route->ms);
     const char *mode_arg = cr_request_arg(r, "mode", NULL);
     cr_delay_mode mode = route->mode;
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    cr_delay_job *job = cr_palloc(r, sizeof(*job));
 
     if (mode_arg != NULL && cr_delay_parse_mode(mode_arg, &mode) != CR_OK)
         return 400;
+    if (job == NULL || cr_response_header(r, "Content-Type", "text/plain") != CR_OK)
+        return 500;
+    job->ms = cr_delay_number(r, "ms", route->ms, CR_DELAY_MAX_MS);
+    job->chunks = cr_delay_number(r, "chunks", 1, CR_DELAY_MAX_CHUNKS);
+    job->size = cr_delay_number(r, "size", 0, CR_DELAY_MAX_SIZE);
+    if (job->chunks < 1)
+        job->chunks = 1;
     if (mode == CR_DELAY_SUSPEND) {
-        if (cr_timer_add(r, (unsigned long)ms, cr_delay_wake, (void *)(intptr_t)ms) == NULL)
+        if (cr_timer_add(r, (unsigned long)job->ms, cr_delay_wake, job) == NULL)
             return 500;
         return CR_SUSPENDED;
     }
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-    return cr_delay_answer(r, ms);
+    do
+        cr_delay_sleep(job->ms);
+    while (cr_delay_piece(r, job) == CR_OK && job->chunks > 0);
+    return CR_DONE;
 }
 
 __attribute__((visibility("default"))) const cr_module cr_module_entry = {

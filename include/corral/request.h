@@ -83,6 +83,23 @@ int cr_response_write_ref(cr_request *r, const void *data, size_t len);
 /* Appends a copy of the n buffers of iov, in order. */
 int cr_response_writev(cr_request *r, const struct iovec *iov, int n);
 
+/* Sends the head and what was written so far, now: the response is then
+ * streamed, in chunks to an HTTP/1.1 client (to HTTP/1.0, delimited by
+ * closing the connection). Write, flush, write, flush..., then end as
+ * usual (return CR_DONE, or cr_response_finish when suspended): the rest
+ * goes out as the last chunk. Set the status and headers before the first
+ * flush. It waits until the socket took the data, except on the event
+ * MPM's event thread (inline handlers and timer callbacks), where what
+ * the socket cannot take at once is queued. Not with
+ * cr_response_sendfile. CR_OK, or CR_ERROR when the client is gone: stop
+ * producing and end the request. */
+int cr_response_flush(cr_request *r);
+
+/* Bytes flushed on the event thread that the client has not taken yet: a
+ * module streaming faster than its client reads can wait for it to fall
+ * (from a timer) instead of queueing without bound. 0 elsewhere. */
+size_t cr_response_queued(const cr_request *r);
+
 /* Sends len bytes of fd from offset as the body (after anything written).
  * The core owns fd from here on and closes it. */
 int cr_response_sendfile(cr_request *r, int fd, off_t offset, size_t len);
