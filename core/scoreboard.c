@@ -7,21 +7,25 @@
 
 int cr_scoreboard_create(cr_scoreboard *sb, uint32_t process_limit, uint32_t thread_limit)
 {
+    size_t totals = sizeof(cr_scoreboard_totals);
     size_t procs = sizeof(cr_process_score) * process_limit;
     size_t workers = sizeof(cr_worker_score) * process_limit * thread_limit;
     void *map;
 
-    map = mmap(NULL, procs + workers, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    map = mmap(NULL, totals + procs + workers, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+               -1, 0);
     if (map == MAP_FAILED)
         return -1;
     sb->process_limit = process_limit;
     sb->thread_limit = thread_limit;
     sb->running_generation = 0;
-    sb->restart_time = time(NULL);
+    sb->start_time = time(NULL);
+    sb->restart_time = sb->start_time;
     sb->map = map;
-    sb->map_size = procs + workers;
-    sb->processes = map;
-    sb->workers = (cr_worker_score *)((char *)map + procs);
+    sb->map_size = totals + procs + workers;
+    sb->retired = map;
+    sb->processes = (cr_process_score *)((char *)map + totals);
+    sb->workers = (cr_worker_score *)((char *)map + totals + procs);
     for (uint32_t i = 0; i < process_limit * thread_limit; i++)
         sb->workers[i].state = CR_SLOT_DEAD;
     return 0;
@@ -54,6 +58,8 @@ void cr_scoreboard_claim(cr_scoreboard *sb, int slot, pid_t pid, uint32_t genera
     for (uint32_t t = 0; t < sb->thread_limit; t++) {
         cr_worker_score *w = cr_scoreboard_worker(sb, (uint32_t)slot, t);
 
+        sb->retired->requests += w->requests;
+        sb->retired->bytes += w->bytes;
         memset(w, 0, sizeof(*w));
         w->state = t < threads ? CR_SLOT_STARTING : CR_SLOT_DEAD;
     }

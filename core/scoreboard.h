@@ -29,11 +29,21 @@ typedef struct cr_process_score {
     time_t started;
 } cr_process_score;
 
+/* What the handler slots of exited children had served, added up when
+ * their process slot is claimed again, so that server totals never go
+ * backwards. Written by the master only. */
+typedef struct cr_scoreboard_totals {
+    uint64_t requests;
+    uint64_t bytes;
+} cr_scoreboard_totals;
+
 typedef struct cr_scoreboard {
     uint32_t process_limit;
     uint32_t thread_limit;
     volatile uint32_t running_generation;
+    time_t start_time; /* when the scoreboard was created: the server's start */
     time_t restart_time;
+    cr_scoreboard_totals *retired; /* in the shared map */
     cr_process_score *processes;   /* [process_limit] */
     cr_worker_score *workers;      /* [process_limit * thread_limit] */
     size_t map_size;
@@ -55,7 +65,7 @@ static inline cr_worker_score *cr_scoreboard_worker(const cr_scoreboard *sb, uin
 int cr_scoreboard_free_slot(const cr_scoreboard *sb);
 
 /* Marks the process slot and its first `threads` handler slots as new for
- * pid. */
+ * pid; what the slot's previous child served moves to sb->retired. */
 void cr_scoreboard_claim(cr_scoreboard *sb, int slot, pid_t pid, uint32_t generation,
                          uint32_t threads);
 
