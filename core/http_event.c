@@ -430,6 +430,7 @@ static void *cr_ev_pool_main(void *arg)
     while ((e = cr_ev_pool_take(l)) != NULL) {
         cr_child_set_state(l->child, t->index, CR_SLOT_WRITE);
         e->c->thread = t->index;
+        cr_conn_note_request(e->c);
         if (cr_http_run_handlers(e->c) == CR_SUSPENDED) {
             /* Parked by the event thread: a finish from now on must not
              * hand e back a second time while it is on the done list. */
@@ -682,7 +683,16 @@ static void cr_ev_dispatch(cr_econn *e)
 
     c->keep_alive = cr_conn_may_keep_alive(c);
     if (cr_ev_runs_inline(c)) {
-        cr_ev_after_handler(e, cr_http_run_handlers(c));
+        int rc;
+
+        /* The scoreboard slot of whoever runs the handler: here, the event
+         * thread's; a pool thread notes it when it takes the request. */
+        c->thread = e->loop->nthreads;
+        cr_conn_note_request(c);
+        cr_child_set_state(c->child, c->thread, CR_SLOT_WRITE);
+        rc = cr_http_run_handlers(c);
+        cr_child_set_state(c->child, c->thread, CR_SLOT_READY);
+        cr_ev_after_handler(e, rc);
         return;
     }
     cr_ev_queue(e);
@@ -764,7 +774,6 @@ static void cr_ev_on_head(cr_econn *e, int head_len)
 
     c->head_len = (size_t)head_len;
     c->consumed = c->head_len;
-    cr_conn_note_request(c);
     rc = cr_conn_begin_request(c);
     if (rc != 0) {
         cr_ev_error(e, rc);
