@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -805,19 +806,75 @@ static int load_modules(cr_loader *ld, const config_setting_t *root)
     return load_strings(ld, s, module_name, &cfg->modules, &cfg->nmodules);
 }
 
+/* A virtual host name: letters, digits, '-', '.', ':' and '[' ']' for an
+ * IPv6 literal, or "*." and a domain for any name below it. */
+static int host_name_ok(const char *v)
+{
+    if (strncmp(v, "*.", 2) == 0)
+        v += 2;
+    if (!*v)
+        return 0;
+    for (; *v; v++)
+        if (!isalnum((unsigned char)*v) && !strchr("-.:[]_", *v))
+            return 0;
+    return 1;
+}
+
+/* A route's `host`: one name or a list of them, kept as one string of
+ * space-separated names for the router. */
+static int load_route_hosts(cr_loader *ld, const config_setting_t *s, cr_route_conf *r)
+{
+    const config_setting_t *h = config_setting_get_member(s, "host");
+    int n = h && config_setting_is_array(h) ? config_setting_length(h) : 1;
+    size_t len = 0;
+
+    if (!h)
+        return 0;
+    if (!config_setting_is_array(h) && config_setting_type(h) != CONFIG_TYPE_STRING)
+        goto bad;
+    if (n == 0)
+        goto bad;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e =
+            config_setting_is_array(h) ? config_setting_get_elem(h, (unsigned)i) : h;
+        const char *v =
+            config_setting_type(e) == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
+
+        if (!v || !host_name_ok(v))
+            goto bad;
+        len += strlen(v) + 1;
+    }
+    r->host = calloc(1, len);
+    if (!r->host)
+        return oom(ld);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e =
+            config_setting_is_array(h) ? config_setting_get_elem(h, (unsigned)i) : h;
+
+        if (i)
+            strcat(r->host, " ");
+        strcat(r->host, config_setting_get_string(e));
+    }
+    return 0;
+bad:
+    cr_config_error(h, ld->err, ld->errlen,
+                    "must be a host name or a list of them (\"*.example.com\" for any name below "
+                    "a domain)");
+    return -1;
+}
+
 /* Checks path, module and host; the other keys of the route are for its
  * module to check in route_init. */
 static int load_route(cr_loader *ld, const config_setting_t *s, cr_route_conf *r)
 {
-    const char *path = NULL, *module = NULL, *host = NULL;
+    const char *path = NULL, *module = NULL;
 
     if (!config_setting_is_group(s)) {
         cr_config_error(s, ld->err, ld->errlen, "must be a group { path = ...; module = ...; }");
         return -1;
     }
     if (get_str(ld, s, "path", CR_STR_NONEMPTY, &path) < 0 ||
-        get_str(ld, s, "module", CR_STR_NONEMPTY, &module) < 0 ||
-        get_str(ld, s, "host", CR_STR_NONEMPTY, &host) < 0)
+        get_str(ld, s, "module", CR_STR_NONEMPTY, &module) < 0)
         return -1;
     if (!path || !module) {
         cr_config_error(s, ld->err, ld->errlen, "route needs '%s'", path ? "module" : "path");
@@ -836,7 +893,7 @@ static int load_route(cr_loader *ld, const config_setting_t *s, cr_route_conf *r
     r->settings = s;
     if (dup_str(ld, &r->path, path) < 0 || dup_str(ld, &r->module, module) < 0)
         return -1;
-    return dup_str(ld, &r->host, host);
+    return load_route_hosts(ld, s, r);
 }
 
 static int load_routes(cr_loader *ld, const config_setting_t *root)

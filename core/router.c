@@ -13,6 +13,18 @@ int cr_route_prefix_matches(cr_str prefix, cr_str path)
     return path.ptr[prefix.len] == '/';
 }
 
+/* One configured name against the request's host (port dropped): equal,
+ * or for "*.domain" any name ending in ".domain". Case-insensitive. */
+static int cr_host_name_matches(const char *want, size_t wlen, const char *host, size_t len)
+{
+    if (wlen > 2 && want[0] == '*' && want[1] == '.') {
+        want++;
+        wlen--;
+        return len > wlen && strncasecmp(host + len - wlen, want, wlen) == 0;
+    }
+    return wlen == len && strncasecmp(want, host, len) == 0;
+}
+
 static int cr_route_host_matches(const char *want, cr_str host)
 {
     size_t len = host.len;
@@ -24,7 +36,16 @@ static int cr_route_host_matches(const char *want, cr_str host)
     colon = memrchr(host.ptr, ':', host.len);
     if (colon != NULL && memchr(colon, ']', host.len - (size_t)(colon - host.ptr)) == NULL)
         len = (size_t)(colon - host.ptr);
-    return strlen(want) == len && strncasecmp(want, host.ptr, len) == 0;
+    /* want is a space-separated list of names. */
+    while (*want) {
+        size_t wlen = strcspn(want, " ");
+
+        if (cr_host_name_matches(want, wlen, host.ptr, len))
+            return 1;
+        want += wlen;
+        want += *want == ' ';
+    }
+    return 0;
 }
 
 int cr_router_match(const cr_router *rt, size_t from, cr_str host, cr_str path)

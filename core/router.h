@@ -12,7 +12,7 @@
 
 typedef struct cr_route {
     cr_str path;
-    const char *host; /* NULL: any host */
+    const char *host; /* space-separated names ("*.domain": any below it); NULL: any host */
     const cr_module *module;
     void *route_data;
     bool nonblocking; /* the module, or route_init for this route, says it never blocks */

@@ -346,7 +346,25 @@ START_TEST(test_routes)
     expect_error("routes = ( { path = \"x\"; module = \"echo\"; } );\n", NULL, 0,
                  "@:1: key 'routes[0].path': 'x' must start with '/'");
     expect_error("routes = ( { path = \"/\"; module = \"echo\"; host = 1; } );\n", NULL, 0,
-                 "@:1: key 'routes[0].host': must be a string");
+                 "@:1: key 'routes[0].host': must be a host name or a list of them "
+                 "(\"*.example.com\" for any name below a domain)");
+    expect_error("routes = ( { path = \"/\"; module = \"echo\"; host = [ \"a\", \"b c\" ]; } );\n",
+                 NULL, 0,
+                 "@:1: key 'routes[0].host': must be a host name or a list of them "
+                 "(\"*.example.com\" for any name below a domain)");
+    expect_error("routes = ( { path = \"/\"; module = \"echo\"; host = [ ]; } );\n", NULL, 0,
+                 "@:1: key 'routes[0].host': must be a host name or a list of them "
+                 "(\"*.example.com\" for any name below a domain)");
+}
+END_TEST
+
+START_TEST(test_route_host_list)
+{
+    ck_assert_msg(load("routes = ( { path = \"/\"; module = \"echo\";"
+                       " host = [ \"a.example\", \"*.b.example\", \"[::1]\" ]; } );",
+                       NULL, 0) == 0,
+                  "%s", err);
+    ck_assert_str_eq(cfg.routes[0].host, "a.example *.b.example [::1]");
 }
 END_TEST
 
@@ -693,6 +711,7 @@ static Suite *config_suite(void)
     tcase_add_test(err_tc, test_out_of_range);
     tcase_add_test(err_tc, test_bad_names);
     tcase_add_test(err_tc, test_routes);
+    tcase_add_test(load_tc, test_route_host_list);
     tcase_add_test(err_tc, test_listen_bad);
     tcase_add_test(err_tc, test_listen_unix_too_long);
     tcase_add_test(err_tc, test_bad_log_level);

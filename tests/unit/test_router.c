@@ -8,16 +8,17 @@
 
 static cr_str S(const char *s)
 {
-    return (cr_str){ s, strlen(s) };
+    return (cr_str){s, strlen(s)};
 }
 
 static cr_route routes[] = {
-    { .path = { "/hello", 6 } },
-    { .path = { "/static/", 8 } },
-    { .path = { "/", 1 }, .host = "example.com" },
-    { .path = { "/", 1 } },
+    {.path = {"/hello", 6}},
+    {.path = {"/static/", 8}},
+    {.path = {"/", 1}, .host = "example.com"},
+    {.path = {"/", 1}},
+    {.path = {"/v", 2}, .host = "one.test *.two.test [::1]"},
 };
-static const cr_router router = { routes, sizeof(routes) / sizeof(routes[0]) };
+static const cr_router router = {routes, sizeof(routes) / sizeof(routes[0])};
 
 START_TEST(test_prefix_segment_boundary)
 {
@@ -47,6 +48,21 @@ START_TEST(test_declined_continues)
 }
 END_TEST
 
+START_TEST(test_host_lists_and_wildcards)
+{
+    ck_assert_int_eq(cr_router_match(&router, 4, S("one.test"), S("/v")), 4);
+    ck_assert_int_eq(cr_router_match(&router, 4, S("ONE.test:81"), S("/v")), 4);
+    ck_assert_int_eq(cr_router_match(&router, 4, S("x.two.test"), S("/v")), 4);
+    ck_assert_int_eq(cr_router_match(&router, 4, S("a.b.two.test"), S("/v")), 4);
+    ck_assert_int_eq(cr_router_match(&router, 4, S("two.test"), S("/v")), -1);
+    ck_assert_int_eq(cr_router_match(&router, 4, S("xtwo.test"), S("/v")), -1);
+    ck_assert_int_eq(cr_router_match(&router, 4, S("[::1]:8080"), S("/v")), 4);
+    ck_assert_int_eq(cr_router_match(&router, 4, S("one.tes"), S("/v")), -1);
+    ck_assert_int_eq(cr_router_match(&router, 4, S("one.test.x"), S("/v")), -1);
+    ck_assert_int_eq(cr_router_match(&router, 4, S(""), S("/v")), -1);
+}
+END_TEST
+
 START_TEST(test_host_scoping)
 {
     ck_assert_int_eq(cr_router_match(&router, 0, S("example.com"), S("/x")), 2);
@@ -68,6 +84,7 @@ int main(void)
     tcase_add_test(tc, test_first_match_in_order);
     tcase_add_test(tc, test_declined_continues);
     tcase_add_test(tc, test_host_scoping);
+    tcase_add_test(tc, test_host_lists_and_wildcards);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
