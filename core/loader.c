@@ -3,16 +3,71 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "corral/log.h"
 
-#define CR_SEARCH_DIRS 4
+#define CR_SEARCH_DIRS 5
+
+#ifndef CR_SBIN_DIR
+#define CR_SBIN_DIR "/usr/local/sbin"
+#endif
+
+/* The installed module folder as seen from the binary's own folder: with
+ * sbindir /usr/local/sbin and pkglibdir /usr/local/lib/corral it is
+ * EXE_DIR/../lib/corral. So a tree installed with `make install prefix=DIR`
+ * after the build, or moved as a whole, finds its own modules before those
+ * of the configured prefix. False when that folder does not exist. */
+static bool cr_relocated_dir(const char *exe_dir, char *out, size_t outlen)
+{
+    const char *sbin = CR_SBIN_DIR, *mod = CR_MODULE_DIR, *rest;
+    size_t i = 0, common = 0, used;
+    int ups = 0;
+
+    /* The longest common prefix made of whole path components. */
+    while (sbin[i] != '\0' && sbin[i] == mod[i])
+        if (sbin[i++] == '/')
+            common = i;
+    if ((sbin[i] == '\0' || sbin[i] == '/') && (mod[i] == '\0' || mod[i] == '/'))
+        common = i;
+    for (const char *p = sbin + common; *p != '\0'; p++)
+        if (*p != '/' && (p == sbin + common || p[-1] == '/'))
+            ups++;
+    for (rest = mod + common; *rest == '/'; rest++)
+        ;
+    used = (size_t)snprintf(out, outlen, "%s", exe_dir);
+    for (int k = 0; k < ups && used < outlen; k++)
+        used += (size_t)snprintf(out + used, outlen - used, "/..");
+    if (*rest != '\0' && used < outlen)
+        used += (size_t)snprintf(out + used, outlen - used, "/%s", rest);
+    if (used >= outlen || access(out, X_OK) != 0)
+        return false;
+    char *real = realpath(out, NULL); /* "/opt/c/lib/corral", not "/opt/c/sbin/../lib/corral" */
+    if (real != NULL && strlen(real) < outlen)
+        memcpy(out, real, strlen(real) + 1);
+    free(real);
+    return true;
+}
+
+/* True when both name the same existing folder. */
+static bool cr_same_dir(const char *a, const char *b)
+{
+    char *ra = realpath(a, NULL), *rb = realpath(b, NULL);
+    bool same = ra != NULL && rb != NULL && strcmp(ra, rb) == 0;
+
+    free(ra);
+    free(rb);
+    return same;
+}
 
 /* Where shared objects are looked for, in order: the config's module_path,
- * the build tree beside an uninstalled binary, the installed folder. */
+ * the build tree beside an uninstalled binary, the installed folder as
+ * seen from the binary, the installed folder. */
 static size_t cr_search_dirs(const char *exe_dir, const char *module_path,
                              char dirs[CR_SEARCH_DIRS][4096])
 {
@@ -23,6 +78,8 @@ static size_t cr_search_dirs(const char *exe_dir, const char *module_path,
     if (exe_dir != NULL) {
         snprintf(dirs[n++], 4096, "%s/modules", exe_dir);
         snprintf(dirs[n++], 4096, "%s/mpm", exe_dir);
+        if (cr_relocated_dir(exe_dir, dirs[n], 4096) && !cr_same_dir(dirs[n], CR_MODULE_DIR))
+            n++;
     }
     snprintf(dirs[n++], 4096, "%s", CR_MODULE_DIR);
     return n;
@@ -54,7 +111,11 @@ static void *cr_open_object(const char *path, const char *symbol, void **dl, cha
 
     *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (*dl == NULL) {
-        snprintf(err, errlen, "%s", dlerror());
+        const char *why = dlerror();
+
+        /* A core function it needs is missing: built for another corral. */
+        snprintf(err, errlen, "%s%s", why,
+                 strstr(why, "undefined symbol") != NULL ? " (rebuild it with corral-mod)" : "");
         return NULL;
     }
     sym = dlsym(*dl, symbol);
@@ -66,6 +127,30 @@ static void *cr_open_object(const char *path, const char *symbol, void **dl, cha
     return sym;
 }
 
+/* Checks the magic and ABI version at the head of a module or MPM table.
+ * Those two fields open cr_module and cr_mpm in every ABI version, so they
+ * can be read before anything else in the table is trusted. */
+static int cr_check_abi(const char *kind, const char *name, const char *file, uint32_t magic,
+                        uint32_t want_magic, uint32_t abi, uint32_t want_abi, char *why,
+                        size_t whylen)
+{
+    if (magic != want_magic) {
+        snprintf(why, whylen,
+                 "%s '%s' (%s) is not a corral %s: magic 0x%08x, want 0x%08x; build it with "
+                 "corral-mod",
+                 kind, name, file, kind, (unsigned)magic, (unsigned)want_magic);
+        return -1;
+    }
+    if (abi != want_abi) {
+        snprintf(why, whylen,
+                 "%s '%s' (%s) was built for %s ABI %u, this corral has ABI %u: rebuild it with "
+                 "corral-mod",
+                 kind, name, file, kind, (unsigned)abi, (unsigned)want_abi);
+        return -1;
+    }
+    return 0;
+}
+
 static int cr_load_mpm(cr_generation *g, const char *exe_dir, char *err, size_t errlen)
 {
     const config_setting_t *where = config_lookup(&g->cfg.doc, "mpm");
@@ -75,18 +160,15 @@ static int cr_load_mpm(cr_generation *g, const char *exe_dir, char *err, size_t 
     snprintf(file, sizeof(file), "mpm_%s.so", g->cfg.mpm);
     g->mpm_file = cr_find_object(exe_dir, g->cfg.module_path, file, searched, sizeof(searched));
     if (g->mpm_file == NULL) {
-        snprintf(why, sizeof(why), "MPM '%s': %s not found in %.600s", g->cfg.mpm, file,
-                 searched);
+        snprintf(why, sizeof(why), "MPM '%s': %s not found in %.600s", g->cfg.mpm, file, searched);
         goto fail;
     }
     mpm = cr_open_object(g->mpm_file, "cr_mpm_entry", &g->mpm_dl, why, sizeof(why));
     if (mpm == NULL)
         goto fail;
-    if (mpm->magic != CR_MPM_MAGIC || mpm->abi != CR_MPM_ABI) {
-        snprintf(why, sizeof(why), "MPM '%s' (%s) was built for MPM ABI %u, this corral has %u",
-                 g->cfg.mpm, g->mpm_file, mpm->magic == CR_MPM_MAGIC ? mpm->abi : 0, CR_MPM_ABI);
+    if (cr_check_abi("MPM", g->cfg.mpm, g->mpm_file, mpm->magic, CR_MPM_MAGIC, mpm->abi, CR_MPM_ABI,
+                     why, sizeof(why)) != 0)
         goto fail;
-    }
     g->mpm = mpm;
     return 0;
 fail:
@@ -112,13 +194,16 @@ static int cr_configure_mpm(cr_generation *g, char *err, size_t errlen)
     return 0;
 }
 
-static int cr_load_module(cr_generation *g, size_t i, const char *exe_dir, char *err,
-                          size_t errlen)
+static int cr_load_module(cr_generation *g, size_t i, const char *exe_dir, char *err, size_t errlen)
 {
     const config_setting_t *where = config_lookup(&g->cfg.doc, "modules");
     cr_module_ref *ref = &g->modules[i];
     char file[256], searched[8192], why[1024], group[128];
     const cr_module *m;
+
+    /* Errors name the module's own entry of the list, when there is one. */
+    if (where != NULL && config_setting_get_elem(where, (unsigned)i) != NULL)
+        where = config_setting_get_elem(where, (unsigned)i);
 
     ref->name = strdup(g->cfg.modules[i]);
     snprintf(file, sizeof(file), "mod_%s.so", ref->name);
@@ -131,11 +216,9 @@ static int cr_load_module(cr_generation *g, size_t i, const char *exe_dir, char 
     m = cr_open_object(ref->file, "cr_module_entry", &ref->dl, why, sizeof(why));
     if (m == NULL)
         goto fail;
-    if (m->magic != CR_MODULE_MAGIC || m->abi != CR_MODULE_ABI) {
-        snprintf(why, sizeof(why), "module '%s' (%s) was built for module ABI %u, this corral has %u",
-                 ref->name, ref->file, m->magic == CR_MODULE_MAGIC ? m->abi : 0, CR_MODULE_ABI);
+    if (cr_check_abi("module", ref->name, ref->file, m->magic, CR_MODULE_MAGIC, m->abi,
+                     CR_MODULE_ABI, why, sizeof(why)) != 0)
         goto fail;
-    }
     ref->module = m;
     snprintf(group, sizeof(group), "mod_%s", ref->name);
     if (m->init != NULL &&
@@ -168,10 +251,10 @@ static int cr_build_routes(cr_generation *g, char *err, size_t errlen)
     for (size_t i = 0; i < g->cfg.nroutes; i++) {
         const cr_route_conf *rc = &g->cfg.routes[i];
         cr_route *r = &g->router.routes[i];
-        cr_route_ctx ctx = { .settings = rc->settings, .config_dir = g->cfg.dir, .err = err,
-                             .errlen = errlen };
+        cr_route_ctx ctx = {
+            .settings = rc->settings, .config_dir = g->cfg.dir, .err = err, .errlen = errlen};
 
-        r->path = (cr_str){ rc->path, strlen(rc->path) };
+        r->path = (cr_str){rc->path, strlen(rc->path)};
         r->host = rc->host;
         r->module = cr_generation_module(g, rc->module);
         g->router.nroutes = i + 1;

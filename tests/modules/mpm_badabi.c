@@ -1,0 +1,29 @@
+/* mpm_badabi (tests only): an MPM that claims MPM ABI 99, which no corral
+ * has: the loader must refuse it at start, naming the MPM, its file and both
+ * ABI versions. Its hooks are never called. */
+#include "corral/mpm.h"
+
+static int cr_badabi_configure(const config_setting_t *settings, cr_mpm_policy *policy, char *err,
+                               size_t errlen)
+{
+    (void)settings;
+    (void)policy;
+    (void)err;
+    (void)errlen;
+    return CR_ERROR;
+}
+
+static int cr_badabi_child_main(cr_child *child)
+{
+    (void)child;
+    return 1;
+}
+
+__attribute__((visibility("default"))) const cr_mpm cr_mpm_entry = {
+    .magic = CR_MPM_MAGIC,
+    .abi = 99,
+    .name = "badabi",
+    .version = "1.0",
+    .configure = cr_badabi_configure,
+    .child_main = cr_badabi_child_main,
+};
