@@ -333,6 +333,12 @@ static int cr_conn_prepare_request(cr_conn *c, size_t *consumed)
     *consumed = c->head_len;
     if (rc != 0)
         return rc;
+    if (c->head.content_length > (int64_t)cr_conn_config(c)->limits.body_bytes)
+        return 413;
+    if (cr_conn_streams_body(c)) {
+        cr_body_stream_begin(c);
+        return 0;
+    }
     if (c->head.chunked)
         return cr_conn_read_chunked_body(c, consumed);
     if (c->head.content_length > 0)
@@ -459,10 +465,16 @@ static bool cr_conn_serve_one(cr_conn *c)
             cr_http_error_page(c, rc);
         else if (!cr_conn_handle(c))
             return false;
+        if (c->body_stream) {
+            cr_body_stream_end(c);
+            consumed = c->consumed;
+        }
     }
     sent = cr_conn_send_response(c) == 0;
     cr_conn_account(c);
-    if (sent && !c->keep_alive && rc != 0)
+    /* Drain what the client still sends so it reads our answer, not a
+     * reset: after an error, or a body the handler left unread. */
+    if (sent && !c->keep_alive && (rc != 0 || (c->body_stream && !c->body_ended)))
         cr_conn_linger(c);
     if (!sent || !c->keep_alive)
         return false;

@@ -148,6 +148,13 @@ int cr_http_run_handlers(cr_conn *c)
         rc = route->module->handle(r);
         if (rc == CR_DONE || rc == CR_SUSPENDED)
             return rc;
+        if (rc >= 100 && rc <= 599 && c->resp.streaming) {
+            /* The head is out: all that is left to say is to hang up. */
+            cr_log(CR_LOG_INFO, "module %s failed (%d) on %.*s after streaming began",
+                   route->module->name, rc, (int)r->target.len, r->target.ptr);
+            c->keep_alive = false;
+            return CR_DONE;
+        }
         if (rc >= 100 && rc <= 599) {
             cr_http_error_page(c, rc);
             return CR_DONE;
@@ -195,6 +202,8 @@ void cr_conn_next_request(cr_conn *c)
     c->on_abort = NULL;
     c->abort_arg = NULL;
     c->handler_suspended = false;
+    c->body_stream = false;
+    c->body_read = 0;
     cr_response_cleanup(&c->resp);
     cr_response_reset(&c->resp);
     cr_pool_reset(&c->pool);

@@ -56,6 +56,14 @@ typedef struct cr_conn {
     int out_next;
     off_t file_off;
     size_t file_left;
+    /* A body the handler reads itself (request_body.c): decoded bytes not
+     * yet delivered are buf[body_dpos, body_dend), raw input follows. */
+    bool body_stream;
+    bool body_ended;
+    uint64_t body_left; /* Content-Length bytes not yet taken in */
+    size_t body_dpos, body_dend;
+    size_t body_read; /* delivered by cr_request_read */
+
     /* What an event-thread cr_response_flush could not send at once. */
     char *pending;
     size_t pending_len, pending_off, pending_cap;
@@ -135,6 +143,16 @@ int cr_conn_wait(cr_conn *c, short events, long long deadline, bool idle);
  * between progress). 0, or -1 when the client is gone or too slow. more:
  * more data follows at once (MSG_MORE). */
 int cr_conn_send_all(cr_conn *c, struct iovec *iov, int niov, bool more);
+
+/* Whether the route that gets the request reads its body itself. */
+bool cr_conn_streams_body(const cr_conn *c);
+
+/* Leaves the body of the request to the handler's cr_request_read. */
+void cr_body_stream_begin(cr_conn *c);
+
+/* After the handler: where the next request starts (c->consumed), or no
+ * keep-alive when the body was not read to its end. */
+void cr_body_stream_end(cr_conn *c);
 
 /* Serves connection fd until it closes; fd is closed on return. */
 void cr_http_serve_blocking(struct cr_child *child, int thread, int fd);

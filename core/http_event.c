@@ -425,13 +425,19 @@ static void *cr_ev_pool_main(void *arg)
     cr_pool_thread *t = arg;
     cr_evloop *l = t->loop;
     cr_econn *e;
+    int rc;
 
     cr_child_set_state(l->child, t->index, CR_SLOT_READY);
     while ((e = cr_ev_pool_take(l)) != NULL) {
         cr_child_set_state(l->child, t->index, CR_SLOT_WRITE);
         e->c->thread = t->index;
         cr_conn_note_request(e->c);
-        if (cr_http_run_handlers(e->c) == CR_SUSPENDED) {
+        rc = cr_http_run_handlers(e->c);
+        if (e->c->body_stream) {
+            cr_body_stream_end(e->c);
+            e->linger = !e->c->body_ended;
+        }
+        if (rc == CR_SUSPENDED) {
             /* Parked by the event thread: a finish from now on must not
              * hand e back a second time while it is on the done list. */
             e->c->handler_suspended = true;
@@ -672,7 +678,7 @@ static bool cr_ev_runs_inline(const cr_conn *c)
     if (i < 0)
         return true;
     for (; i >= 0; i = cr_router_match(rt, (size_t)i + 1, c->req.host, c->req.path))
-        if (!rt->routes[i].nonblocking)
+        if (!rt->routes[i].nonblocking || rt->routes[i].stream_body)
             return false;
     return true;
 }
@@ -779,12 +785,18 @@ static void cr_ev_on_head(cr_econn *e, int head_len)
         cr_ev_error(e, rc);
         return;
     }
-    if (!c->head.chunked && c->head.content_length <= 0) {
+    if (c->head.content_length > (int64_t)c->child->gen->cfg.limits.body_bytes) {
+        cr_ev_error(e, 413);
+        return;
+    }
+    if (cr_conn_streams_body(c)) {
+        /* A pool thread hands the body to the handler as it comes. */
+        cr_body_stream_begin(c);
         cr_ev_dispatch(e);
         return;
     }
-    if (c->head.content_length > (int64_t)c->child->gen->cfg.limits.body_bytes) {
-        cr_ev_error(e, 413);
+    if (!c->head.chunked && c->head.content_length <= 0) {
+        cr_ev_dispatch(e);
         return;
     }
     c->body_want = c->head.chunked ? 0 : (size_t)c->head.content_length;

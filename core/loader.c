@@ -266,6 +266,7 @@ static int cr_build_routes(cr_generation *g, char *err, size_t errlen)
             return -1;
         r->route_data = ctx.route_data;
         r->nonblocking = (r->module->flags | ctx.flags) & CR_MODULE_NONBLOCKING;
+        r->stream_body = (r->module->flags | ctx.flags) & CR_MODULE_STREAM_BODY;
     }
     return 0;
 }

@@ -16,6 +16,7 @@ typedef struct cr_route {
     const cr_module *module;
     void *route_data;
     bool nonblocking; /* the module, or route_init for this route, says it never blocks */
+    bool stream_body; /* the handler reads the body itself (cr_request_read) */
 } cr_route;
 
 typedef struct cr_router {

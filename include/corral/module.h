@@ -16,13 +16,18 @@
  * does): an event MPM may run it inline on its event thread. */
 #define CR_MODULE_NONBLOCKING 0x1u
 
+/* The handler reads the request body itself, a piece at a time, with
+ * cr_request_read: the core does not collect it first (uploads bigger than
+ * memory, request streams). Its handler runs on a thread that may block. */
+#define CR_MODULE_STREAM_BODY 0x2u
+
 /* What route_init is given for each route that names the module. */
 typedef struct cr_route_ctx {
     const config_setting_t *settings; /* the route's group: path, module and the module's own keys */
     const char *config_dir;           /* folder of the config file, for relative paths */
     void *route_data;                 /* out: handed to handle() as r->route_data */
-    uint32_t flags;                   /* out: CR_MODULE_NONBLOCKING when this route's
-                                       * requests never block though others may */
+    uint32_t flags;                   /* out: CR_MODULE_* flags for this route only, added
+                                       * to the module's (e.g. NONBLOCKING, STREAM_BODY) */
     char *err;                        /* out: why the settings were refused */
     size_t errlen;
 } cr_route_ctx;

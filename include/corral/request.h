@@ -37,7 +37,8 @@ typedef struct cr_request {
     const cr_header *headers; /* every header as received, in order: iterate [0, nheaders) */
     size_t nheaders;
     cr_str host;         /* Host header, len 0 when absent */
-    cr_str body;         /* the whole request body (de-chunked), len 0 when none */
+    cr_str body;         /* the whole request body (de-chunked), len 0 when none; empty
+                          * when the route streams it (read it with cr_request_read) */
     const char *remote_addr; /* client address as text, e.g. "127.0.0.1" */
     unsigned remote_port;
     cr_str route_path;   /* the prefix of the route that matched */
@@ -57,6 +58,16 @@ const cr_str *cr_request_header_next(const cr_request *r, const char *name, cons
  * request memory and NUL-terminated; its length (it may hold a NUL) in
  * *len when len is not NULL. NULL when absent or out of memory. */
 const char *cr_request_arg(cr_request *r, const char *name, size_t *len);
+
+/* Reads the next piece of the request body (de-chunked) into buf: the
+ * number of bytes, 0 at its end, or CR_ERROR with errno ECONNRESET (the
+ * client is gone), ETIMEDOUT (too slow), EPROTO (malformed chunks) or
+ * EMSGSIZE (more than limits.body_bytes; what came before is read). Under a
+ * route flagged CR_MODULE_STREAM_BODY the bytes come off the socket as
+ * they arrive (an "Expect: 100-continue" is answered at the first call);
+ * elsewhere from r->body. Call it from the handler, before suspending. A
+ * body not read to its end costs the connection its keep-alive. */
+ssize_t cr_request_read(cr_request *r, void *buf, size_t len);
 
 /* The local address and port the connection came in on, as text
  * ("127.0.0.1", "::1", "unix"), written to buf. CR_OK or CR_ERROR. */
