@@ -107,6 +107,8 @@ static ssize_t cr_body_read_buffered(cr_conn *c, void *buf, size_t len)
 
     if (len > left)
         len = left;
+    if (len == 0)
+        return 0; /* also no body at all: body.ptr may be NULL */
     memcpy(buf, c->req.body.ptr + c->body_read, len);
     c->body_read += len;
     return (ssize_t)len;
