@@ -219,6 +219,12 @@ static int cr_load_module(cr_generation *g, size_t i, const char *exe_dir, char 
     if (cr_check_abi("module", ref->name, ref->file, m->magic, CR_MODULE_MAGIC, m->abi,
                      CR_MODULE_ABI, why, sizeof(why)) != 0)
         goto fail;
+    /* Refused now rather than crashing the first child that gets a request. */
+    if (m->handle == NULL) {
+        snprintf(why, sizeof(why), "module '%s' (%s) has no handle function", ref->name,
+                 ref->file);
+        goto fail;
+    }
     ref->module = m;
     snprintf(group, sizeof(group), "mod_%s", ref->name);
     if (m->init != NULL &&

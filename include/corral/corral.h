@@ -8,6 +8,7 @@
 #include "corral/request.h"
 #include "corral/module.h"
 #include "corral/mpm.h"
+#include "corral/status.h"
 
 #define CR_VERSION "0.1.0"
 

@@ -1,6 +1,9 @@
 /* The handler module interface. A module is a shared object (mod_NAME.so)
  * that exports one `const cr_module cr_module_entry`; the core loads it by
- * the name listed in the config's `modules` and checks magic and ABI first. */
+ * the name listed in the config's `modules` and checks magic and ABI first.
+ * A module stays loaded for the life of the master: a restart (HUP, USR1)
+ * re-reads its settings but keeps its code; a rebuilt module takes a stop
+ * and a start. Tutorial: docs/modules.md. */
 #ifndef CORRAL_MODULE_H
 #define CORRAL_MODULE_H
 
@@ -42,7 +45,10 @@ typedef struct cr_module {
     /* In the master before fork, with the top-level group mod_NAME (NULL when
      * absent). Returns CR_OK or CR_ERROR with a message in err. */
     int (*init)(const config_setting_t *settings, const char *config_dir, char *err, size_t errlen);
-    /* In the master, once for each route naming the module. CR_OK or CR_ERROR. */
+    /* In the master, once for each route naming the module. CR_OK or CR_ERROR
+     * (then free what was allocated: route_exit is not called). settings
+     * and its strings live as long as the generation; route_data may
+     * point into them. */
     int (*route_init)(cr_route_ctx *ctx);
     /* In the master when the route's generation ends (a restart or the
      * stop), to free what route_init stored. Children never call it. */

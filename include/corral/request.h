@@ -54,7 +54,8 @@ const cr_str *cr_request_header(const cr_request *r, const char *name);
 const cr_str *cr_request_header_next(const cr_request *r, const char *name, const cr_str *prev);
 
 /* The argument `name` of the query string, else of an
- * application/x-www-form-urlencoded body: percent- and '+'-decoded into
+ * application/x-www-form-urlencoded body (not on a route that streams its
+ * body: the query only): percent- and '+'-decoded into
  * request memory and NUL-terminated; its length (it may hold a NUL) in
  * *len when len is not NULL. NULL when absent or out of memory. */
 const char *cr_request_arg(cr_request *r, const char *name, size_t *len);
@@ -131,8 +132,11 @@ const char *cr_http_reason(int status);
  * the request keeps its process or thread waiting; under event it holds no
  * thread at all.
  *
- * Calls on a suspended request come from one thread at a time: the
- * module's own (it serializes them), or the core's timer callbacks. */
+ * Calls on a suspended request come from one thread at a time. Timer
+ * callbacks run on the thread that drives the connection (under event:
+ * the event thread, so they must not block); a module that also touches
+ * the request from threads of its own serializes those with its timer
+ * callbacks (a lock) or uses only one of the two. */
 
 /* Ends a suspended request: the core sends the response built so far. May
  * be called from any thread, also before the handler returned
