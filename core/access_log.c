@@ -1,15 +1,44 @@
 #include "access_log.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
+#include "corral/log.h"
+#include "error_log.h"
 #include "http_date.h"
+
+/* The last log epoch this process's access log followed (error_log.h). */
+static _Atomic uint32_t cr_access_seen;
 
 int cr_access_log_open(const char *path)
 {
     return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
+int cr_access_log_reopen(int fd, const char *path, uid_t owner, uint32_t epoch)
+{
+    atomic_store(&cr_access_seen, epoch);
+    return cr_log_reopen_fd(fd, path, owner);
+}
+
+/* Before each line: follow a reopen the master asked for. One thread of
+ * the child does it; the others keep writing to whichever file the
+ * descriptor holds at that instant. */
+static void cr_access_log_follow(int fd, const cr_conn *c)
+{
+    const char *path;
+
+    if (!cr_logs_epoch_moved(&cr_access_seen))
+        return;
+    path = cr_conn_config(c)->log.access;
+    if (path != NULL && cr_log_reopen_fd(fd, path, (uid_t)-1) != 0)
+        cr_log_errno(CR_LOG_ERROR, errno,
+                     "cannot reopen the access log %s; still writing to the old file", path);
 }
 
 /* Copies s into out, escaping quotes, backslashes and control bytes so a
@@ -56,6 +85,7 @@ void cr_access_log_write(int fd, const cr_conn *c)
 
     if (fd < 0)
         return;
+    cr_access_log_follow(fd, c);
     n = (size_t)snprintf(line, sizeof(line), "%s - - [%s] \"", c->remote_addr, cr_log_date_now());
     if (c->req.method_name.len) {
         n += cr_log_escape(line + n, 64, c->req.method_name);

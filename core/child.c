@@ -23,9 +23,15 @@
  * read them; lock-free atomics are safe in a signal handler too. */
 static atomic_int cr_stop_now;
 static atomic_int cr_stop_graceful;
+/* The graceful stop is the server's (WINCH), not a restart's (USR1): no
+ * new generation will accept what the listeners hold, so this child does. */
+static atomic_int cr_stop_drain;
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the stop flags are set in signal handlers");
 static int cr_stop_now_fd = -1;
 static int cr_stop_graceful_fd = -1;
+/* This child's process slot's flag, so that the status page shows it
+ * finishing even when the stop signal did not come from the master. */
+static volatile char *cr_quiescing;
 
 static void cr_stop_fd_raise(int fd)
 {
@@ -49,7 +55,17 @@ static void cr_on_graceful_signal(int sig)
 {
     (void)sig;
     cr_stop_graceful = 1;
+    if (cr_quiescing != NULL)
+        *cr_quiescing = 1;
     cr_stop_fd_raise(cr_stop_graceful_fd);
+}
+
+/* Set before the graceful flag, so that whoever sees the stop sees what
+ * kind it is. */
+static void cr_on_graceful_stop_signal(int sig)
+{
+    cr_stop_drain = 1;
+    cr_on_graceful_signal(sig);
 }
 
 int cr_child_stop_fd(const cr_child *child, cr_wait_kind kind)
@@ -112,7 +128,10 @@ static int cr_child_signals(cr_child *child)
         sigaction(SIGHUP, &sa, NULL) != 0)
         return -1;
     sa.sa_handler = cr_on_graceful_signal;
-    if (sigaction(SIGUSR1, &sa, NULL) != 0 || sigaction(SIGWINCH, &sa, NULL) != 0)
+    if (sigaction(SIGUSR1, &sa, NULL) != 0)
+        return -1;
+    sa.sa_handler = cr_on_graceful_stop_signal;
+    if (sigaction(SIGWINCH, &sa, NULL) != 0)
         return -1;
     sa.sa_handler = SIG_IGN;
     if (sigaction(SIGPIPE, &sa, NULL) != 0)
@@ -206,29 +225,89 @@ static void cr_accept_failed(cr_child *child, int err)
         ppoll(NULL, 0, &pause, &child->wait_mask);
 }
 
-int cr_child_accept(cr_child *child)
+/* Accepts a connection on listener i without waiting; -1 when none. */
+static int cr_child_accept_on(cr_child *child, uint32_t i)
 {
-    struct epoll_event ev;
-    int n, fd, one = 1;
-    const cr_listener *l;
+    const cr_listener *l = &child->srv->listeners.items[i];
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
 
-    if (cr_child_stopping(child))
-        return -1;
-    n = epoll_pwait(child->epfd, &ev, 1, -1, &child->wait_mask);
-    if (n <= 0 || ev.data.u32 == CR_EPOLL_STOP) {
-        if (n < 0 && errno != EINTR)
-            cr_log_errno(CR_LOG_ERROR, errno, "epoll_pwait on listeners");
-        return -1;
-    }
-    l = &child->srv->listeners.items[ev.data.u32];
-    fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
         cr_accept_failed(child, errno);
         return -1;
     }
-    if (strncmp(l->name, "unix:", 5) != 0)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (strncmp(l->name, "unix:", 5) != 0 &&
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+        cr_log_errno(CR_LOG_DEBUG, errno, "setsockopt(TCP_NODELAY)");
     return fd;
+}
+
+#define CR_CHILD_WOKEN_MAX 16
+
+/* A stop ended the wait for a connection. The stop descriptor and a
+ * listener can turn ready together (another thread's signal handler
+ * raises the descriptor), and one event per wait may return the stop
+ * only. EPOLLEXCLUSIVE wakes one waiting child per connection: if that
+ * wake-up was spent on this child, the connection would sit in the backlog
+ * until the next one wakes another child, so it is taken here (and served:
+ * it came before the stop was seen). */
+static int cr_child_accept_woken(cr_child *child)
+{
+    struct epoll_event ev[CR_CHILD_WOKEN_MAX];
+    int n;
+
+    if (cr_stop_now)
+        return -1;
+    n = epoll_wait(child->epfd, ev, CR_CHILD_WOKEN_MAX, 0);
+    if (n < 0 && errno != EINTR)
+        cr_log_errno(CR_LOG_ERROR, errno, "epoll_wait on listeners");
+    for (int i = 0; i < n; i++) {
+        int fd = ev[i].data.u32 == CR_EPOLL_STOP ? -1 : cr_child_accept_on(child, ev[i].data.u32);
+
+        if (fd >= 0)
+            return fd;
+    }
+    return -1;
+}
+
+int cr_child_accept(cr_child *child)
+{
+    struct epoll_event ev;
+    int n;
+
+    if (cr_child_stopping(child))
+        return -1;
+    n = epoll_pwait(child->epfd, &ev, 1, -1, &child->wait_mask);
+    if (n < 0 && errno != EINTR)
+        cr_log_errno(CR_LOG_ERROR, errno, "epoll_pwait on listeners");
+    if (n == 1 && ev.data.u32 != CR_EPOLL_STOP)
+        return cr_child_accept_on(child, ev.data.u32);
+    return cr_child_stopping(child) ? cr_child_accept_woken(child) : -1;
+}
+
+bool cr_child_draining(const cr_child *child)
+{
+    (void)child;
+    return cr_stop_drain && !cr_stop_now;
+}
+
+int cr_child_accept_pending(cr_child *child)
+{
+    const cr_listeners *ls = &child->srv->listeners;
+    long long now = cr_monotonic_ms();
+
+    if (!cr_child_draining(child))
+        return -1;
+    if (child->drain_until == 0)
+        child->drain_until = now + CR_CHILD_DRAIN_MS;
+    else if (now >= child->drain_until)
+        return -1;
+    for (size_t i = 0; i < ls->count; i++) {
+        int fd = cr_child_accept_on(child, (uint32_t)i);
+
+        if (fd >= 0)
+            return fd;
+    }
+    return -1;
 }
 
 void cr_child_serve_blocking(cr_child *child, int thread, int fd)
@@ -256,6 +335,7 @@ int cr_child_run(cr_server *srv, int slot)
     /* A child whose master died must not serve on alone. */
     if (!srv->single_process && prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
         cr_log_errno(CR_LOG_WARN, errno, "prctl(PR_SET_PDEATHSIG)");
+    cr_quiescing = &srv->sb.processes[slot].quiescing;
     if (cr_child_signals(&child) != 0 || cr_child_listen(&child) != 0) {
         cr_log_errno(CR_LOG_CRIT, errno, "child setup");
         return 1;

@@ -19,6 +19,7 @@ struct cr_child {
     int epfd;           /* the listeners and the stop descriptors, for cr_child_accept */
     sigset_t wait_mask; /* the mask while waiting: stop signals let through */
     atomic_ulong requests;
+    long long drain_until; /* cr_child_accept_pending takes connections until then (ms) */
 };
 
 /* Prepares the current process as child `slot` (signals, listeners,
@@ -45,8 +46,7 @@ struct pollfd;
 
 /* cr_child_wait for up to CR_CHILD_POLL_MAX descriptors at once; their
  * revents are filled in when it returns 1. */
-int cr_child_poll(cr_child *child, struct pollfd *fds, int nfds, int timeout_ms,
-                  cr_wait_kind kind);
+int cr_child_poll(cr_child *child, struct pollfd *fds, int nfds, int timeout_ms, cr_wait_kind kind);
 
 /* Descriptor that turns readable once a stop of this kind is requested
  * (for MPMs that wait in an event loop of their own). */
@@ -54,5 +54,29 @@ int cr_child_stop_fd(const cr_child *child, cr_wait_kind kind);
 
 /* Counts a served request for requests_per_child. */
 void cr_child_count_request(cr_child *child);
+
+/* After a graceful stop or restart, how long a connection that has no
+ * request in progress (idle keep-alive, or accepted with nothing sent yet)
+ * is still waited for: its request, if it comes, is served with
+ * Connection: close instead of meeting a closed socket, and the old child
+ * still leaves soon. Never longer than the timeout that already ran. */
+#define CR_CHILD_GRACEFUL_IDLE_MS 1000
+
+/* After a graceful stop (not a restart: then the new generation accepts),
+ * a connection the listeners hold already: clients that connected before
+ * the master stopped new ones from completing, which must be answered, not
+ * reset when the listeners close. Returns its descriptor (non-blocking,
+ * close-on-exec), or -1 when there is none left, this is no graceful stop,
+ * or CR_CHILD_DRAIN_MS passed since the first call (where new connections
+ * could not be stopped, on unix sockets, a steady stream of them must not
+ * keep the child from stopping). Never waits. One thread per child calls
+ * it. */
+int cr_child_accept_pending(cr_child *child);
+
+#define CR_CHILD_DRAIN_MS 1000
+
+/* True after a graceful stop of the server (cr_child_accept_pending may
+ * have connections), until an immediate stop. */
+bool cr_child_draining(const cr_child *child);
 
 #endif

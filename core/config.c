@@ -112,6 +112,7 @@ void cr_config_free(cr_config *cfg)
     free(cfg->user);
     free(cfg->group);
     free(cfg->pidfile);
+    free(cfg->scoreboard);
     free(cfg->server_name);
     free(cfg->log.error);
     free(cfg->log.access);
@@ -524,8 +525,9 @@ static int load_default_strings(cr_loader *ld, const char *const *v, char ***out
 /* ---- top level ---- */
 
 static const char *const top_keys[] = {
-    "listen",      "backlog",  "mpm",    "module_path", "user",    "group",  "pidfile",
-    "server_name", "timeouts", "limits", "log",         "modules", "routes", NULL,
+    "listen", "backlog", "mpm",        "module_path", "user",
+    "group",  "pidfile", "scoreboard", "server_name", "timeouts",
+    "limits", "log",     "modules",    "routes",      NULL,
 };
 
 /* mpm_NAME and mod_NAME groups belong to an MPM or a module. */
@@ -573,11 +575,31 @@ static int default_server_name(cr_loader *ld)
     return dup_str(ld, &ld->cfg->server_name, host);
 }
 
+/* Beside the pidfile and named after it, so that two servers with their
+ * own pidfiles never share one. */
+char *cr_config_default_scoreboard(const char *pidfile)
+{
+    size_t len = strlen(pidfile);
+    char *path;
+
+    if (len > 4 && strcmp(pidfile + len - 4, ".pid") == 0)
+        len -= 4;
+    if (asprintf(&path, "%.*s.scoreboard", (int)len, pidfile) < 0)
+        return NULL;
+    return path;
+}
+
+static int default_scoreboard(cr_loader *ld)
+{
+    ld->cfg->scoreboard = cr_config_default_scoreboard(ld->cfg->pidfile);
+    return ld->cfg->scoreboard ? 0 : oom(ld);
+}
+
 static int load_server(cr_loader *ld, const config_setting_t *root)
 {
     cr_config *cfg = ld->cfg;
     const char *mpm = "prefork", *module_path = NULL, *user = NULL, *group = NULL;
-    const char *pidfile = "logs/corral.pid", *server_name = NULL;
+    const char *pidfile = "logs/corral.pid", *server_name = NULL, *scoreboard = NULL;
     long long backlog = 511;
 
     if (get_int(ld, root, "backlog", 1, 65535, &backlog) < 0 ||
@@ -586,12 +608,16 @@ static int load_server(cr_loader *ld, const config_setting_t *root)
         get_str(ld, root, "user", CR_STR_NONEMPTY, &user) < 0 ||
         get_str(ld, root, "group", CR_STR_NONEMPTY, &group) < 0 ||
         get_str(ld, root, "pidfile", CR_STR_NONEMPTY, &pidfile) < 0 ||
+        get_str(ld, root, "scoreboard", CR_STR_NONEMPTY, &scoreboard) < 0 ||
         get_str(ld, root, "server_name", CR_STR_NONEMPTY, &server_name) < 0)
         return -1;
     cfg->backlog = (int)backlog;
     if (dup_str(ld, &cfg->mpm, mpm) < 0 || dup_path(ld, &cfg->module_path, module_path) < 0 ||
         dup_str(ld, &cfg->user, user) < 0 || dup_str(ld, &cfg->group, group) < 0 ||
         dup_path(ld, &cfg->pidfile, pidfile) < 0)
+        return -1;
+    if (scoreboard != NULL ? dup_path(ld, &cfg->scoreboard, scoreboard) < 0
+                           : default_scoreboard(ld) < 0)
         return -1;
     return server_name ? dup_str(ld, &cfg->server_name, server_name) : default_server_name(ld);
 }

@@ -30,6 +30,7 @@ typedef struct cr_config {
     char *user;        /* NULL: keep the starting user */
     char *group;
     char *pidfile;     /* absolute; default <dir>/logs/corral.pid */
+    char *scoreboard;  /* absolute; default the pidfile's path, .pid -> .scoreboard */
     char *server_name; /* default: the host name */
 
     struct {
@@ -75,6 +76,11 @@ void cr_config_free(cr_config *cfg);
 
 /* The top-level group `name` (e.g. "mpm_prefork"), or NULL. */
 const config_setting_t *cr_config_group(const cr_config *cfg, const char *name);
+
+/* The scoreboard file of a server whose config leaves it out: the
+ * pidfile's path with .scoreboard in place of .pid. malloc'ed; NULL when
+ * out of memory. */
+char *cr_config_default_scoreboard(const char *pidfile);
 
 /* Parses a log level name ("emerg".."debug"); -1 if unknown. */
 int cr_config_log_level(const char *name);

@@ -92,6 +92,42 @@ static ssize_t cr_conn_read(cr_conn *c, char *into, size_t room)
     return -1;
 }
 
+/* Once the child stops gracefully, the wait for a request that has not
+ * begun ends within CR_CHILD_GRACEFUL_IDLE_MS (or sooner, as before). */
+static void cr_conn_cut_idle_wait(long long *deadline)
+{
+    long long cut = cr_monotonic_ms() + CR_CHILD_GRACEFUL_IDLE_MS;
+
+    if (cut < *deadline)
+        *deadline = cut;
+}
+
+/* Waits for the first bytes of a request on a connection that has none
+ * (just accepted, or kept alive). A graceful stop only shortens the wait:
+ * a client that sends its request meanwhile gets an answer (with
+ * Connection: close), not a closed socket. 1 readable, 0 timed out or
+ * stopping at once, -1 error. */
+static int cr_conn_wait_request(cr_conn *c, long long *deadline)
+{
+    for (;;) {
+        bool graceful = cr_child_stopping(c->child);
+        int rc;
+
+        if (graceful)
+            cr_conn_cut_idle_wait(deadline);
+        rc = cr_child_wait(c->child, c->fd, POLLIN, cr_ms_left(*deadline),
+                           graceful ? CR_WAIT_BUSY : CR_WAIT_IDLE);
+        if (rc == 1 || rc == 0)
+            return rc;
+        if (rc == CR_ERROR) {
+            cr_log_errno(CR_LOG_ERROR, errno, "poll on client socket");
+            return -1;
+        }
+        if (cr_child_stopping_now(c->child))
+            return 0;
+    }
+}
+
 /* Reads until a whole request head is in the buffer. Returns its length,
  * CR_CONN_CLOSE, or a negative HTTP status to answer with. */
 static int cr_conn_read_head(cr_conn *c)
@@ -121,7 +157,8 @@ static int cr_conn_read_head(cr_conn *c)
                 return -431;
         }
         if (!try_read) {
-            rc = cr_conn_wait(c, POLLIN, c->len ? deadline : idle_deadline, c->len == 0);
+            rc = c->len ? cr_conn_wait(c, POLLIN, deadline, false)
+                        : cr_conn_wait_request(c, &idle_deadline);
             if (rc < 0)
                 return CR_CONN_CLOSE;
             if (rc == 0)
@@ -473,8 +510,11 @@ static bool cr_conn_serve_one(cr_conn *c)
     sent = cr_conn_send_response(c) == 0;
     cr_conn_account(c);
     /* Drain what the client still sends so it reads our answer, not a
-     * reset: after an error, or a body the handler left unread. */
-    if (sent && !c->keep_alive && (rc != 0 || (c->body_stream && !c->body_ended)))
+     * reset: after an error, a body the handler left unread, or when we
+     * close a connection the client meant to keep (a stopping child), so
+     * a request it sent meanwhile does not destroy this answer. */
+    if (sent && !c->keep_alive &&
+        (rc != 0 || (c->body_stream && !c->body_ended) || c->head.keep_alive))
         cr_conn_linger(c);
     if (!sent || !c->keep_alive)
         return false;

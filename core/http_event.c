@@ -310,7 +310,10 @@ static void cr_ev_finish(cr_econn *e)
 
     cr_conn_account(c);
     if (!c->keep_alive) {
-        if (e->linger)
+        /* Also when we close a connection the client meant to keep (a
+         * stopping child): a request it sent meanwhile must not turn this
+         * answer into a reset. */
+        if (e->linger || c->head.keep_alive)
             cr_ev_start_linger(e);
         else
             cr_ev_close(e);
@@ -895,7 +898,8 @@ static void cr_ev_on_linger(cr_econn *e, short what)
 
 static void cr_ev_on_timeout(cr_econn *e)
 {
-    if (e->state == CR_ES_HEAD && e->c != NULL && e->c->len > 0 && !e->loop->stopping) {
+    /* A graceful stop changes nothing: an immediate one never gets here. */
+    if (e->state == CR_ES_HEAD && e->c != NULL && e->c->len > 0) {
         cr_ev_error(e, 408);
         return;
     }
@@ -1012,9 +1016,57 @@ static void cr_ev_on_accept(evutil_socket_t lfd, short what, void *arg)
 
 /* ---- stopping ---- */
 
+/* A graceful stop of the server: clients that connected before it are
+ * answered, not reset when the listeners close. */
+static void cr_ev_drain(cr_evloop *l)
+{
+    int fd;
+
+    while ((fd = cr_child_accept_pending(l->child)) >= 0) {
+        struct sockaddr_storage ss = {.ss_family = AF_UNSPEC};
+        socklen_t len = sizeof(ss);
+
+        if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) {
+            cr_log_errno(CR_LOG_DEBUG, errno, "getpeername");
+            ss.ss_family = AF_UNSPEC;
+        }
+        if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+            ss.ss_family = AF_UNIX;
+        cr_ev_add_conn(l, fd, &ss, false);
+    }
+}
+
+/* Whether the connection waits for a request that has not begun: idle
+ * after a response, or accepted with nothing received yet. */
+static bool cr_ev_waits_for_request(const cr_econn *e)
+{
+    return e->state == CR_ES_IDLE || (e->state == CR_ES_HEAD && (e->c == NULL || e->c->len == 0));
+}
+
+/* Cuts such a wait to CR_CHILD_GRACEFUL_IDLE_MS from now, so the stopping
+ * child leaves soon; a request that comes meanwhile is still answered
+ * (with Connection: close) instead of meeting a closed socket. */
+static void cr_ev_cut_idle_wait(cr_econn *e, const struct timeval *now)
+{
+    const struct timeval cut = {CR_CHILD_GRACEFUL_IDLE_MS / 1000,
+                                (CR_CHILD_GRACEFUL_IDLE_MS % 1000) * 1000};
+    struct timeval due, left;
+
+    if (!event_pending(&e->ev, EV_TIMEOUT, &due))
+        return;
+    evutil_timersub(&due, now, &left);
+    if (evutil_timercmp(&left, &cut, <=))
+        return;
+    if (event_add(&e->ev, &cut) != 0) {
+        cr_log(CR_LOG_ERROR, "cannot re-arm a client connection's timeout");
+        cr_ev_close(e);
+    }
+}
+
 static void cr_ev_on_stop(evutil_socket_t fd, short what, void *arg)
 {
     cr_evloop *l = arg;
+    struct timeval now;
     cr_econn *e, *next;
 
     (void)fd;
@@ -1024,11 +1076,12 @@ static void cr_ev_on_stop(evutil_socket_t fd, short what, void *arg)
     l->stopping = true;
     cr_ev_listeners(l, false);
     event_del(l->stop_ev);
-    /* Idle keep-alive connections hold nothing in flight. */
+    cr_ev_drain(l);
+    event_base_gettimeofday_cached(l->base, &now);
     for (e = l->all; e != NULL; e = next) {
         next = e->next_all;
-        if (e->state == CR_ES_IDLE)
-            cr_ev_close(e);
+        if (cr_ev_waits_for_request(e))
+            cr_ev_cut_idle_wait(e, &now);
     }
     if (l->nconns == 0)
         event_base_loopbreak(l->base);

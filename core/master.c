@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -36,6 +38,7 @@ typedef struct cr_master {
     int ready_fd;         /* daemonizing parent waits for a byte here; -1 */
     long long *started;   /* per process slot: when its child was forked (ms) */
     bool pidfile_written;
+    bool stop_asked; /* TERM or INT came while waiting for children */
 } cr_master;
 
 static long long cr_master_now_ms(void)
@@ -344,7 +347,7 @@ static void cr_master_signal_all(cr_server *srv, int sig, bool old_only)
 
         if (p->pid <= 0 || (old_only && p->generation == srv->gen->number))
             continue;
-        if (sig == SIGUSR1)
+        if (sig == SIGUSR1 || sig == SIGWINCH)
             p->quiescing = 1;
         if (kill(p->pid, sig) != 0 && errno != ESRCH)
             cr_log_errno(CR_LOG_WARN, errno, "kill(%ld, %d)", (long)p->pid, sig);
@@ -362,7 +365,9 @@ static int cr_master_wait_signal(cr_master *m, int timeout_ms)
 }
 
 /* Waits for every child to exit: TERM again after a while, then KILL.
- * With graceful_ms > 0 the children first get that long to finish. */
+ * With graceful_ms > 0 the children first get that long to finish (< 0:
+ * as long as they need). A TERM or INT meanwhile is not lost: it cuts a
+ * graceful wait short and leaves m->stop_asked set for the caller. */
 static void cr_master_reclaim(cr_master *m, long long graceful_ms)
 {
     long long start = cr_master_now_ms();
@@ -370,6 +375,7 @@ static void cr_master_reclaim(cr_master *m, long long graceful_ms)
 
     for (;;) {
         long long waited;
+        int sig;
 
         cr_master_reap(m, true);
         if (cr_master_census(m->srv).all == 0)
@@ -388,7 +394,16 @@ static void cr_master_reclaim(cr_master *m, long long graceful_ms)
                    waited < CR_STOP_TERM_AGAIN_MS + 200) {
             cr_master_signal_all(m->srv, SIGTERM, false);
         }
-        cr_master_wait_signal(m, 200);
+        sig = cr_master_wait_signal(m, 200);
+        if (sig != SIGTERM && sig != SIGINT)
+            continue;
+        m->stop_asked = true;
+        if (!termed) {
+            cr_log(CR_LOG_NOTICE, "stop requested during a graceful stop; stopping the rest");
+            cr_master_signal_all(m->srv, SIGTERM, false);
+            start = cr_master_now_ms();
+            termed = true;
+        }
     }
 }
 
@@ -466,19 +481,53 @@ static void cr_master_restart(cr_master *m, bool graceful)
         cr_master_signal_all(m->srv, SIGTERM, false);
         cr_master_reclaim(m, 0);
     }
+    if (m->stop_asked) { /* the loop stops the server instead */
+        cr_generation_free(g);
+        free(g);
+        return;
+    }
     cr_master_swap(m, g);
-    /* The old children finish their requests and exit; the listeners stay
-     * open in between, so no connection is refused. */
-    if (graceful)
-        cr_master_signal_all(m->srv, SIGUSR1, true);
     m->respawns = 0;
     m->fast_deaths = 0;
     start = m->srv->gen->policy.start_processes;
     while (start-- > 0 && cr_master_spawn(m) == 0)
         ;
+    /* Only then are the old children told to finish the connections they
+     * hold and exit, so that someone accepts all along; the listeners stay
+     * open, so no connection is refused. */
+    if (graceful)
+        cr_master_signal_all(m->srv, SIGUSR1, true);
 }
 
 /* ---- the loop ---- */
+
+/* A graceful stop takes no new connection, yet every client whose connect
+ * succeeded must be answered: closing the listeners would reset those the
+ * kernel completed but no child accepted yet. A filter that drops SYNs
+ * stops new handshakes (those clients are refused once the last process
+ * closes the socket) and lets the ACKs of handshakes under way through;
+ * the children then accept what is queued (cr_child_accept_pending). Unix
+ * sockets take no filter: their queue is served the same way, and a client
+ * that connects in between is reset. */
+static void cr_master_refuse_new(cr_server *srv)
+{
+    static struct sock_filter drop_syn[] = {
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),           /* the TCP header's flags */
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x02, 0, 1), /* SYN */
+        BPF_STMT(BPF_RET | BPF_K, 0),                     /* drop */
+        BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),           /* keep */
+    };
+    const struct sock_fprog prog = {sizeof(drop_syn) / sizeof(drop_syn[0]), drop_syn};
+    const cr_listeners *ls = &srv->listeners;
+
+    for (size_t i = 0; i < ls->count; i++) {
+        if (strncmp(ls->items[i].name, "unix:", 5) == 0)
+            continue;
+        if (setsockopt(ls->items[i].fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) != 0)
+            cr_log_errno(CR_LOG_WARN, errno, "cannot stop new connections on %s",
+                         ls->items[i].name);
+    }
+}
 
 static void cr_master_shutdown(cr_master *m, bool graceful)
 {
@@ -486,7 +535,8 @@ static void cr_master_shutdown(cr_master *m, bool graceful)
 
     if (graceful) {
         cr_log(CR_LOG_NOTICE, "graceful stop: finishing requests in flight");
-        cr_master_signal_all(srv, SIGUSR1, false);
+        cr_master_refuse_new(srv);
+        cr_master_signal_all(srv, SIGWINCH, false);
         cr_listeners_close(&srv->listeners, 1);
         cr_master_reclaim(m, srv->gen->cfg.timeouts.graceful > 0
                                  ? 1000LL * srv->gen->cfg.timeouts.graceful
@@ -521,8 +571,16 @@ static void cr_master_loop(cr_master *m)
         case SIGUSR1:
             cr_master_restart(m, true);
             break;
+        case SIGUSR2: /* corralctl reopen-logs, after logrotate */
+            cr_logs_reopen(m->srv->access_log, m->srv->gen->cfg.log.access,
+                           m->srv->gen->cfg.user);
+            break;
         default:
             break;
+        }
+        if (m->stop_asked) { /* a TERM during a full restart */
+            cr_master_shutdown(m, false);
+            return;
         }
         cr_master_reap(m, false);
         cr_master_maintain(m);
@@ -585,18 +643,31 @@ static int cr_master_scoreboard(cr_master *m)
      * restart. */
     uint32_t procs = (uint32_t)pol->max_processes * 2 + 2;
 
-    if (cr_scoreboard_create(&srv->sb, procs, (uint32_t)pol->threads_per_child) != 0) {
-        cr_log_errno(CR_LOG_ERROR, errno, "cannot create the scoreboard");
+    if (cr_scoreboard_create(&srv->sb, srv->gen->cfg.scoreboard, procs,
+                             (uint32_t)pol->threads_per_child, srv->gen->mpm->name) != 0) {
+        cr_log_errno(CR_LOG_ERROR, errno, "cannot create the scoreboard %s",
+                     srv->gen->cfg.scoreboard);
         return -1;
     }
     srv->sb.running_generation = srv->gen->number;
+    cr_logs_follow(&srv->sb.hdr->log_epoch);
     m->started = calloc(procs, sizeof(*m->started));
     return m->started != NULL ? 0 : -1;
 }
 
+/* At the end, with the pidfile: corralctl takes a missing scoreboard for a
+ * stopped server. */
+static void cr_master_scoreboard_remove(cr_master *m)
+{
+    cr_logs_follow(NULL);
+    cr_scoreboard_destroy(&m->srv->sb);
+    free(m->started);
+    m->started = NULL;
+}
+
 static int cr_master_block_signals(cr_master *m)
 {
-    static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGWINCH };
+    static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH };
     struct sigaction ign = { .sa_handler = SIG_IGN };
 
     sigemptyset(&m->signals);
@@ -619,6 +690,7 @@ static int cr_master_single(cr_master *m)
     status = cr_child_run(srv, 0);
     cr_listeners_close(&srv->listeners, 1);
     cr_pidfile_remove(m);
+    cr_master_scoreboard_remove(m);
     return status;
 }
 
@@ -652,13 +724,13 @@ int cr_master_run(cr_server *srv, const cr_options *opt)
     cr_error_log_mirror_stderr(opt->foreground && isatty(STDERR_FILENO) &&
                                strcmp(cfg->log.error, "-") != 0);
     cr_master_loop(&m);
-    free(m.started);
+    cr_master_scoreboard_remove(&m);
     return 0;
 fail:
-    free(m.started);
     cr_master_signal_all(srv, SIGTERM, false);
     cr_master_reclaim(&m, 0);
     cr_listeners_close(&srv->listeners, 1);
     cr_pidfile_remove(&m);
+    cr_master_scoreboard_remove(&m);
     return 1;
 }

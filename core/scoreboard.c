@@ -1,41 +1,232 @@
 #include "scoreboard.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-#include "corral/mpm.h"
+#include "corral/corral.h"
 
-int cr_scoreboard_create(cr_scoreboard *sb, uint32_t process_limit, uint32_t thread_limit)
+/* Far above any real server (the master sizes the scoreboard from the MPM's
+ * limits), low enough that a corrupt header cannot overflow the size. */
+#define CR_SB_MAX_PROCESSES (1u << 20)
+#define CR_SB_MAX_THREADS   (1u << 16)
+
+static uint64_t cr_sb_align(uint64_t n)
 {
-    size_t totals = sizeof(cr_scoreboard_totals);
-    size_t procs = sizeof(cr_process_score) * process_limit;
-    size_t workers = sizeof(cr_worker_score) * process_limit * thread_limit;
-    void *map;
+    return (n + 63) & ~(uint64_t)63;
+}
 
-    map = mmap(NULL, totals + procs + workers, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-               -1, 0);
-    if (map == MAP_FAILED)
-        return -1;
-    sb->process_limit = process_limit;
-    sb->thread_limit = thread_limit;
-    sb->running_generation = 0;
-    sb->start_time = time(NULL);
-    sb->restart_time = sb->start_time;
+/* Offsets and size of a map for these limits: header, process slots and
+ * handler slots, each on a cache line of its own. */
+static void cr_sb_geometry(uint32_t process_limit, uint32_t thread_limit, uint64_t *proc_off,
+                           uint64_t *worker_off, uint64_t *size)
+{
+    *proc_off = cr_sb_align(sizeof(cr_scoreboard_header));
+    *worker_off = cr_sb_align(*proc_off + (uint64_t)sizeof(cr_process_score) * process_limit);
+    *size = *worker_off + (uint64_t)sizeof(cr_worker_score) * process_limit * thread_limit;
+}
+
+/* Points sb's fields into a map whose header is filled and checked. */
+static void cr_sb_view(cr_scoreboard *sb, void *map)
+{
+    cr_scoreboard_header *h = map;
+
     sb->map = map;
-    sb->map_size = totals + procs + workers;
-    sb->retired = map;
-    sb->processes = (cr_process_score *)((char *)map + totals);
-    sb->workers = (cr_worker_score *)((char *)map + totals + procs);
+    sb->map_size = h->map_size;
+    sb->hdr = h;
+    sb->process_limit = h->process_limit;
+    sb->thread_limit = h->thread_limit;
+    sb->running_generation = h->running_generation;
+    sb->start_time = (time_t)h->start_time;
+    sb->restart_time = (time_t)h->restart_time;
+    sb->retired = &h->retired;
+    sb->processes = (cr_process_score *)((char *)map + h->process_offset);
+    sb->workers = (cr_worker_score *)((char *)map + h->worker_offset);
+}
+
+static void cr_sb_fill_header(cr_scoreboard_header *h, uint32_t process_limit,
+                              uint32_t thread_limit, const char *mpm)
+{
+    uint64_t proc_off, worker_off, size;
+
+    cr_sb_geometry(process_limit, thread_limit, &proc_off, &worker_off, &size);
+    memcpy(h->magic, CR_SB_MAGIC, sizeof(h->magic));
+    h->layout = CR_SB_LAYOUT;
+    h->header_size = sizeof(*h);
+    h->process_size = sizeof(cr_process_score);
+    h->worker_size = sizeof(cr_worker_score);
+    h->process_limit = process_limit;
+    h->thread_limit = thread_limit;
+    h->process_offset = proc_off;
+    h->worker_offset = worker_off;
+    h->map_size = size;
+    h->master_pid = getpid();
+    h->start_time = time(NULL);
+    h->restart_time = h->start_time;
+    snprintf(h->version, sizeof(h->version), "%s", CR_VERSION);
+    snprintf(h->mpm, sizeof(h->mpm), "%s", mpm);
+}
+
+/* Maps a new file `tmp` of `size` bytes, zero-filled, read-write. */
+static void *cr_sb_map_new(const char *tmp, uint64_t size, struct stat *st)
+{
+    void *map = MAP_FAILED;
+    int saved, fd;
+
+    /* A leftover of a master that had this pid and crashed. */
+    if (unlink(tmp) != 0 && errno != ENOENT)
+        return NULL;
+    fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return NULL;
+    if (ftruncate(fd, (off_t)size) == 0 && fstat(fd, st) == 0)
+        map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    saved = errno;
+    close(fd);
+    if (map != MAP_FAILED)
+        return map;
+    unlink(tmp);
+    errno = saved;
+    return NULL;
+}
+
+int cr_scoreboard_create(cr_scoreboard *sb, const char *path, uint32_t process_limit,
+                         uint32_t thread_limit, const char *mpm)
+{
+    uint64_t proc_off, worker_off, size;
+    struct stat st;
+    char *tmp = NULL;
+    void *map;
+    int saved;
+
+    cr_sb_geometry(process_limit, thread_limit, &proc_off, &worker_off, &size);
+    memset(sb, 0, sizeof(*sb));
+    sb->path = strdup(path);
+    if (sb->path == NULL || asprintf(&tmp, "%s.%ld.tmp", path, (long)getpid()) < 0)
+        goto fail_nomem;
+    map = cr_sb_map_new(tmp, size, &st);
+    if (map == NULL)
+        goto fail;
+    cr_sb_fill_header(map, process_limit, thread_limit, mpm);
+    cr_sb_view(sb, map);
     for (uint32_t i = 0; i < process_limit * thread_limit; i++)
         sb->workers[i].state = CR_SLOT_DEAD;
+    /* Renamed once complete, so a reader never sees half a header, and a
+     * stale file of a crashed master is replaced in one step. */
+    if (rename(tmp, path) != 0) {
+        saved = errno;
+        munmap(map, size);
+        unlink(tmp);
+        errno = saved;
+        goto fail;
+    }
+    sb->file_dev = st.st_dev;
+    sb->file_ino = st.st_ino;
+    sb->creator = getpid();
+    free(tmp);
     return 0;
+fail_nomem:
+    errno = ENOMEM;
+fail:
+    saved = errno;
+    free(tmp);
+    free(sb->path);
+    memset(sb, 0, sizeof(*sb));
+    errno = saved;
+    return -1;
+}
+
+/* True while path still names the file this master created. */
+static bool cr_sb_still_ours(const cr_scoreboard *sb)
+{
+    struct stat st;
+
+    return stat(sb->path, &st) == 0 && st.st_dev == sb->file_dev && st.st_ino == sb->file_ino;
 }
 
 void cr_scoreboard_destroy(cr_scoreboard *sb)
 {
+    if (sb->path != NULL && sb->creator == getpid() && cr_sb_still_ours(sb))
+        (void)unlink(sb->path);
     if (sb->map != NULL)
         munmap(sb->map, sb->map_size);
+    free(sb->path);
     memset(sb, 0, sizeof(*sb));
+}
+
+static int cr_sb_bad(char *err, size_t errlen, const char *path, const char *why)
+{
+    snprintf(err, errlen, "%s: %s", path, why);
+    errno = 0;
+    return -1;
+}
+
+/* Checks what a reader must trust before following any offset. */
+static int cr_sb_check_header(const cr_scoreboard_header *h, uint64_t file_size, const char *path,
+                              char *err, size_t errlen)
+{
+    uint64_t proc_off, worker_off, size;
+    char why[160];
+
+    if (memcmp(h->magic, CR_SB_MAGIC, sizeof(h->magic)) != 0)
+        return cr_sb_bad(err, errlen, path, "not a corral scoreboard (bad magic)");
+    if (h->layout != CR_SB_LAYOUT) {
+        snprintf(why, sizeof(why), "scoreboard layout %u, this program reads layout %u",
+                 (unsigned)h->layout, CR_SB_LAYOUT);
+        return cr_sb_bad(err, errlen, path, why);
+    }
+    if (h->header_size != sizeof(*h) || h->process_size != sizeof(cr_process_score) ||
+        h->worker_size != sizeof(cr_worker_score))
+        return cr_sb_bad(err, errlen, path, "scoreboard written by a build with other sizes");
+    if (h->process_limit == 0 || h->process_limit > CR_SB_MAX_PROCESSES || h->thread_limit == 0 ||
+        h->thread_limit > CR_SB_MAX_THREADS)
+        return cr_sb_bad(err, errlen, path, "scoreboard limits out of range");
+    cr_sb_geometry(h->process_limit, h->thread_limit, &proc_off, &worker_off, &size);
+    if (h->process_offset != proc_off || h->worker_offset != worker_off || h->map_size != size ||
+        file_size != size)
+        return cr_sb_bad(err, errlen, path, "scoreboard size does not match its header");
+    return 0;
+}
+
+int cr_scoreboard_attach(cr_scoreboard *sb, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    void *map;
+    int fd, saved;
+
+    memset(sb, 0, sizeof(*sb));
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        saved = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(saved));
+        if (fd >= 0)
+            close(fd);
+        errno = saved;
+        return -1;
+    }
+    if ((uint64_t)st.st_size < sizeof(cr_scoreboard_header)) {
+        close(fd);
+        return cr_sb_bad(err, errlen, path, "too small to be a corral scoreboard");
+    }
+    map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    saved = errno;
+    close(fd);
+    if (map == MAP_FAILED) {
+        snprintf(err, errlen, "%s: mmap: %s", path, strerror(saved));
+        errno = saved;
+        return -1;
+    }
+    if (cr_sb_check_header(map, (uint64_t)st.st_size, path, err, errlen) != 0) {
+        munmap(map, (size_t)st.st_size);
+        return -1;
+    }
+    cr_sb_view(sb, map);
+    return 0;
 }
 
 int cr_scoreboard_free_slot(const cr_scoreboard *sb)
@@ -51,6 +242,11 @@ void cr_scoreboard_claim(cr_scoreboard *sb, int slot, pid_t pid, uint32_t genera
 {
     cr_process_score *p = &sb->processes[slot];
 
+    /* Every new generation starts children right away, so publishing here
+     * keeps readers from outside (corralctl) current without the restart
+     * code knowing about them. */
+    sb->hdr->running_generation = sb->running_generation;
+    sb->hdr->restart_time = sb->restart_time;
     p->pid = pid;
     p->generation = generation;
     p->quiescing = 0;

@@ -1,17 +1,30 @@
 /* The scoreboard: shared memory created by the master before the first
  * fork, where every child records its pid and generation and every handler
  * slot its state and counters. The master reads it for spare-server
- * maintenance; status pages and corralctl read it too. Holds no pointers,
- * so any process may map it. Sized once from the hard limits. */
+ * maintenance; status pages read it in-process and corralctl from outside,
+ * which is why it is a file (the config's `scoreboard`, mode 0600) mapped
+ * MAP_SHARED rather than anonymous memory. The file opens with a header
+ * (magic, layout version, sizes) that a reader checks before trusting the
+ * rest. Holds no pointers, so any process may map it. Sized once from the
+ * hard limits. */
 #ifndef CR_SCOREBOARD_H
 #define CR_SCOREBOARD_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
-#define CR_SB_CLIENT_LEN 48
+#define CR_SB_CLIENT_LEN  48
 #define CR_SB_REQUEST_LEN 64
+
+/* "CRSCORE" and a NUL: the first bytes of every scoreboard file. */
+#define CR_SB_MAGIC "CRSCORE"
+/* Bumped whenever the meaning or the layout of anything in the file
+ * changes; sizes alone would miss a field that changed meaning. */
+#define CR_SB_LAYOUT   1u
+#define CR_SB_NAME_LEN 32
 
 typedef struct cr_worker_score {
     volatile char state; /* cr_slot_state */
@@ -37,23 +50,65 @@ typedef struct cr_scoreboard_totals {
     uint64_t bytes;
 } cr_scoreboard_totals;
 
+/* The start of the file. Written by the master only; the process and
+ * handler slots follow at the offsets it gives. */
+typedef struct cr_scoreboard_header {
+    char magic[8];                        /* CR_SB_MAGIC */
+    uint32_t layout;                      /* CR_SB_LAYOUT */
+    uint32_t header_size;                 /* sizeof(cr_scoreboard_header) */
+    uint32_t process_size;                /* sizeof(cr_process_score) */
+    uint32_t worker_size;                 /* sizeof(cr_worker_score) */
+    uint32_t process_limit;               /* process slots */
+    uint32_t thread_limit;                /* handler slots per process slot */
+    uint64_t process_offset;              /* of processes[0] from the start of the file */
+    uint64_t worker_offset;               /* of workers[0] */
+    uint64_t map_size;                    /* the whole file */
+    int64_t master_pid;                   /* the master that created the file */
+    int64_t start_time;                   /* when the master created it */
+    volatile int64_t restart_time;        /* when the running generation took over */
+    volatile uint32_t running_generation; /* 1 at start, +1 per restart */
+    _Atomic uint32_t log_epoch;           /* +1 per log reopen (error_log.h) */
+    char version[CR_SB_NAME_LEN];         /* CR_VERSION of the master */
+    char mpm[CR_SB_NAME_LEN];             /* the MPM's name */
+    cr_scoreboard_totals retired;
+} cr_scoreboard_header;
+
+/* This process's view of the map. running_generation and the times are
+ * this process's copies (a child keeps those of the generation it was
+ * forked in); the master publishes them to the header with each claim. */
 typedef struct cr_scoreboard {
     uint32_t process_limit;
     uint32_t thread_limit;
     volatile uint32_t running_generation;
     time_t start_time; /* when the scoreboard was created: the server's start */
     time_t restart_time;
+    cr_scoreboard_header *hdr;     /* the shared map starts with it */
     cr_scoreboard_totals *retired; /* in the shared map */
     cr_process_score *processes;   /* [process_limit] */
     cr_worker_score *workers;      /* [process_limit * thread_limit] */
     size_t map_size;
     void *map;
+    char *path;     /* the file; NULL when attached read-only */
+    dev_t file_dev; /* to remove the file only while it is still ours */
+    ino_t file_ino;
+    pid_t creator; /* only the master that created the file removes it */
 } cr_scoreboard;
 
-/* Maps anonymous shared memory for the given limits. 0, or -1 with errno. */
-int cr_scoreboard_create(cr_scoreboard *sb, uint32_t process_limit, uint32_t thread_limit);
+/* Creates the file `path` (mode 0600, replacing a stale one atomically)
+ * for the given limits and maps it shared; mpm names the MPM for readers.
+ * 0, or -1 with errno. */
+int cr_scoreboard_create(cr_scoreboard *sb, const char *path, uint32_t process_limit,
+                         uint32_t thread_limit, const char *mpm);
 
+/* Unmaps the scoreboard; in the master that created it, also removes the
+ * file (unless another one took its name meanwhile). */
 void cr_scoreboard_destroy(cr_scoreboard *sb);
+
+/* Maps the file of a running master read-only and checks its header.
+ * 0, or -1 with a reason in err (errno set for system errors, 0 for a file
+ * that is not a scoreboard this build can read). Free with
+ * cr_scoreboard_destroy. */
+int cr_scoreboard_attach(cr_scoreboard *sb, const char *path, char *err, size_t errlen);
 
 static inline cr_worker_score *cr_scoreboard_worker(const cr_scoreboard *sb, uint32_t process,
                                                     uint32_t thread)
@@ -65,7 +120,8 @@ static inline cr_worker_score *cr_scoreboard_worker(const cr_scoreboard *sb, uin
 int cr_scoreboard_free_slot(const cr_scoreboard *sb);
 
 /* Marks the process slot and its first `threads` handler slots as new for
- * pid; what the slot's previous child served moves to sb->retired. */
+ * pid; what the slot's previous child served moves to sb->retired. Also
+ * publishes running_generation and restart_time to the header. */
 void cr_scoreboard_claim(cr_scoreboard *sb, int slot, pid_t pid, uint32_t generation,
                          uint32_t threads);
 
@@ -74,5 +130,12 @@ void cr_scoreboard_release(cr_scoreboard *sb, int slot);
 
 /* Process slot of pid, or -1. */
 int cr_scoreboard_find(const cr_scoreboard *sb, pid_t pid);
+
+struct cr_status;
+
+/* A snapshot of any mapped scoreboard (this server's, or one attached
+ * from outside) in the form of corral/status.h; see cr_status_snapshot.
+ * NULL when out of memory. Implemented in status.c. */
+struct cr_status *cr_scoreboard_status(const cr_scoreboard *sb);
 
 #endif

@@ -150,15 +150,17 @@ static void cr_status_grid(cr_status *st, const cr_scoreboard *sb)
     }
 }
 
-/* The server-wide fields. running_generation and restart_time are this
- * process's copies: a child has those of the generation it was forked in,
- * which is the running one for every child that still takes requests. */
-static void cr_status_server_info(cr_status_server *s, const cr_server *srv)
+/* The server-wide fields. running_generation and restart_time are the
+ * reading process's copies: a child has those of the generation it was
+ * forked in, which is the running one for every child that still takes
+ * requests; a reader from outside has those the master last published. */
+static void cr_status_server_info(cr_status_server *s, const cr_scoreboard *sb)
 {
-    const cr_scoreboard *sb = &srv->sb;
+    char version[CR_SB_NAME_LEN];
 
-    snprintf(s->version, sizeof(s->version), "corral/%s", CR_VERSION);
-    snprintf(s->mpm, sizeof(s->mpm), "%s", srv->gen->mpm->name);
+    cr_status_copy_str(version, sizeof(version), sb->hdr->version, sizeof(sb->hdr->version));
+    snprintf(s->version, sizeof(s->version), "corral/%s", version);
+    cr_status_copy_str(s->mpm, sizeof(s->mpm), sb->hdr->mpm, sizeof(sb->hdr->mpm));
     s->now = time(NULL);
     s->start_time = sb->start_time;
     s->restart_time = sb->restart_time;
@@ -185,18 +187,12 @@ static cr_status *cr_status_alloc(const cr_scoreboard *sb, uint32_t nchildren)
     return st;
 }
 
-cr_status *cr_status_snapshot(void)
+cr_status *cr_scoreboard_status(const cr_scoreboard *sb)
 {
-    const cr_server *srv = &cr_the_server;
-    const cr_scoreboard *sb = &srv->sb;
     cr_status_thread *threads;
     uint32_t room;
     cr_status *st;
 
-    if (sb->map == NULL || srv->gen == NULL) {
-        errno = ESRCH;
-        return NULL;
-    }
     /* A child that starts between the count and the copy is left out. */
     room = cr_status_count_children(sb);
     st = cr_status_alloc(sb, room);
@@ -209,10 +205,21 @@ cr_status *cr_status_snapshot(void)
         if (cr_status_copy_child(c, threads + st->nchildren * sb->thread_limit, sb, i))
             st->nchildren++;
     }
-    cr_status_server_info(&st->server, srv);
+    cr_status_server_info(&st->server, sb);
     cr_status_count_slots(st);
     cr_status_grid(st, sb);
     return st;
+}
+
+cr_status *cr_status_snapshot(void)
+{
+    const cr_server *srv = &cr_the_server;
+
+    if (srv->sb.map == NULL || srv->gen == NULL) {
+        errno = ESRCH;
+        return NULL;
+    }
+    return cr_scoreboard_status(&srv->sb);
 }
 
 void cr_status_free(cr_status *st)

@@ -3,6 +3,7 @@
  * idle children, up to max_workers. */
 #include <stdio.h>
 
+#include "child.h"
 #include "corral/corral.h"
 
 #define CR_PREFORK_HARD_LIMIT 20000
@@ -36,14 +37,13 @@ static int cr_prefork_read(const config_setting_t *settings, const cr_prefork_ke
 static int cr_prefork_configure(const config_setting_t *settings, cr_mpm_policy *policy, char *err,
                                 size_t errlen)
 {
-    static const char *const allowed[] = { "start", "min_spare", "max_spare", "max_workers",
-                                           NULL };
+    static const char *const allowed[] = {"start", "min_spare", "max_spare", "max_workers", NULL};
     int start = 4, min_spare = 2, max_spare = 8, max_workers = 150;
     const cr_prefork_key keys[] = {
-        { "start", &start, 1, CR_PREFORK_HARD_LIMIT },
-        { "min_spare", &min_spare, 0, CR_PREFORK_HARD_LIMIT },
-        { "max_spare", &max_spare, 1, CR_PREFORK_HARD_LIMIT },
-        { "max_workers", &max_workers, 1, CR_PREFORK_HARD_LIMIT },
+        {"start", &start, 1, CR_PREFORK_HARD_LIMIT},
+        {"min_spare", &min_spare, 0, CR_PREFORK_HARD_LIMIT},
+        {"max_spare", &max_spare, 1, CR_PREFORK_HARD_LIMIT},
+        {"max_workers", &max_workers, 1, CR_PREFORK_HARD_LIMIT},
     };
 
     if (settings != NULL && cr_config_check_keys(settings, allowed, err, errlen) != CR_OK)
@@ -67,15 +67,20 @@ static int cr_prefork_configure(const config_setting_t *settings, cr_mpm_policy 
 
 static int cr_prefork_child_main(cr_child *child)
 {
+    int fd;
+
     cr_child_set_state(child, 0, CR_SLOT_READY);
     while (!cr_child_stopping(child) && !cr_child_recycle_due(child)) {
-        int fd = cr_child_accept(child);
-
+        fd = cr_child_accept(child);
         if (fd < 0)
             continue;
         cr_child_serve_blocking(child, 0, fd);
         cr_child_set_state(child, 0, CR_SLOT_READY);
     }
+    /* A graceful stop: clients that connected before it are answered, not
+     * reset when the listeners close. */
+    while ((fd = cr_child_accept_pending(child)) >= 0)
+        cr_child_serve_blocking(child, 0, fd);
     return 0;
 }
 

@@ -213,8 +213,9 @@ static int cr_worker_sleep(cr_worker *w, cr_wait_kind kind)
 
 /* Waits until a handler is free, so that a connection nobody could serve
  * stays in the kernel's backlog (or goes to another child) instead of
- * being accepted here. CR_OK, CR_AGAIN when a stop came, or CR_ERROR. */
-static int cr_worker_wait_idle(cr_worker *w)
+ * being accepted here. CR_OK, CR_AGAIN when a stop of this kind came, or
+ * CR_ERROR. */
+static int cr_worker_wait_idle(cr_worker *w, cr_wait_kind kind)
 {
     int rc = CR_OK;
 
@@ -222,7 +223,7 @@ static int cr_worker_wait_idle(cr_worker *w)
     while (w->idle == 0 && rc == CR_OK) {
         w->listener_waiting = true;
         pthread_mutex_unlock(&w->lock);
-        rc = cr_worker_sleep(w, CR_WAIT_IDLE);
+        rc = cr_worker_sleep(w, kind);
         pthread_mutex_lock(&w->lock);
     }
     w->listener_waiting = false;
@@ -233,7 +234,7 @@ static int cr_worker_wait_idle(cr_worker *w)
 static int cr_worker_listen(cr_worker *w)
 {
     while (!cr_child_stopping(w->child) && !cr_child_recycle_due(w->child)) {
-        int rc = cr_worker_wait_idle(w);
+        int rc = cr_worker_wait_idle(w, CR_WAIT_IDLE);
         int fd;
 
         if (rc == CR_ERROR)
@@ -245,6 +246,19 @@ static int cr_worker_listen(cr_worker *w)
             cr_worker_hand_over(w, fd);
     }
     return 0;
+}
+
+/* A graceful stop: clients that connected before it are answered, not
+ * reset when the listeners close; each waits for a free handler. */
+static void cr_worker_drain(cr_worker *w)
+{
+    while (cr_child_draining(w->child) && cr_worker_wait_idle(w, CR_WAIT_BUSY) == CR_OK) {
+        int fd = cr_child_accept_pending(w->child);
+
+        if (fd < 0)
+            return;
+        cr_worker_hand_over(w, fd);
+    }
 }
 
 /* Idle handlers exit at once; busy ones when their connection ends. */
@@ -363,6 +377,8 @@ static int cr_worker_child_main(cr_child *child)
     started = cr_worker_start(&w);
     if (started == w.nthreads)
         status = cr_worker_listen(&w);
+    if (started == w.nthreads)
+        cr_worker_drain(&w);
     cr_worker_stop(&w);
     cr_worker_join(&w, started);
     cr_worker_free(&w);
