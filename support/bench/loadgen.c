@@ -148,6 +148,16 @@ static void cr_client_watch(cr_client *cl, short what)
     event_add(&cl->ev, NULL);
 }
 
+/* Drops a connection whose request is still under way with a reset, so
+ * that the server does not serve (and count) it later, during another run. */
+static void cr_client_abandon(cr_client *cl)
+{
+    struct linger reset = {1, 0};
+
+    if (cl->fd >= 0 && cl->busy)
+        setsockopt(cl->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+}
+
 static void cr_client_close(cr_client *cl)
 {
     event_del(&cl->ev);
@@ -176,6 +186,7 @@ static void cr_client_fail(cr_client *cl, uint64_t *counter)
 {
     if (cr_in_window(cl->lg, cr_now_us()))
         (*counter)++;
+    cr_client_abandon(cl);
     cr_client_close(cl);
     cl->busy = false;
     cr_client_pause(cl, CR_RETRY_MS);
@@ -623,8 +634,10 @@ static int cr_lg_setup(cr_loadgen *lg)
 
 static void cr_lg_cleanup(cr_loadgen *lg)
 {
-    for (int i = 0; lg->clients != NULL && i < lg->spec->connections; i++)
+    for (int i = 0; lg->clients != NULL && i < lg->spec->connections; i++) {
+        cr_client_abandon(&lg->clients[i]);
         cr_client_close(&lg->clients[i]);
+    }
     free(lg->clients);
     if (lg->tick_ev)
         event_free(lg->tick_ev);
@@ -767,10 +780,17 @@ cr_idle_set *cr_idle_open(const char *host, unsigned port, const char *path, int
     }
     cr_idle_exchange(cl, count, req, timeout_ms);
     for (int i = 0; i < count; i++) {
-        if (cl[i].answered)
+        /* Reset, not closed: a server that accepts the connection later
+         * must not find a whole request in it and serve (and count) it
+         * during the next run. */
+        struct linger reset = {1, 0};
+
+        if (cl[i].answered) {
             s->fds[s->count++] = cl[i].fd;
-        else if (cl[i].fd >= 0)
+        } else if (cl[i].fd >= 0) {
+            setsockopt(cl[i].fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
             close(cl[i].fd);
+        }
     }
     free(cl);
     return s;

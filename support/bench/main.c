@@ -32,9 +32,10 @@ typedef struct cr_target {
     char name[64];
     char host[64];
     unsigned port;
-    pid_t pid;       /* 0: unknown */
-    bool ours;       /* a corral started here */
-    bool has_status; /* /server-status?auto answers (corral started here) */
+    pid_t pid;             /* 0: unknown */
+    bool ours;             /* a corral started here */
+    bool has_status;       /* /server-status?auto answers (corral started here) */
+    uint64_t status_reads; /* requests of ours the server counts too */
     char config[512];
 } cr_target;
 
@@ -472,16 +473,37 @@ static void cr_run_tick(void *arg)
 }
 
 /* The server's own request count (mod_status "Total Accesses"), or -1. */
-static int64_t cr_server_count(const cr_target *t)
+static int64_t cr_server_count(cr_target *t)
 {
     char body[65536];
     const char *p;
 
+    if (t->has_status)
+        t->status_reads++;
     if (!t->has_status ||
         cr_http_get(t->host, t->port, "/server-status?auto", body, sizeof(body)) != 200)
         return -1;
     p = strstr(body, "Total Accesses:");
     return p != NULL ? atoll(p + 15) : -1;
+}
+
+/* The server's count once it stopped moving (but for our own status
+ * requests): requests of an earlier run still trickling in (a client that
+ * gave up leaves its request behind) must not land in this one's count. */
+static int64_t cr_server_count_settled(cr_target *t)
+{
+    int64_t last = cr_server_count(t);
+
+    for (int i = 0; last >= 0 && i < 30; i++) {
+        int64_t now;
+
+        usleep(100 * 1000);
+        now = cr_server_count(t);
+        if (now < 0 || now == last + 1)
+            return now;
+        last = now;
+    }
+    return last;
 }
 
 /* Slow clients in a thread of their own beside the measured load. */
@@ -531,6 +553,7 @@ static int cr_run_one(const cr_options *o, cr_target *t, const cr_scenario *sc, 
     cr_idle_set *idle = NULL;
     cr_slow_load slow;
     int64_t count0;
+    uint64_t reads0;
     int rc;
 
     memset(row, 0, sizeof(*row));
@@ -540,7 +563,8 @@ static int cr_run_one(const cr_options *o, cr_target *t, const cr_scenario *sc, 
     snprintf(path, sizeof(path), sc->path, o->backend_ms);
     if (strncmp(sc->row, "backend", 7) == 0)
         spec.connections = o->backend_connections;
-    count0 = cr_server_count(t);
+    count0 = cr_server_count_settled(t);
+    reads0 = t->status_reads;
     row->have_server = t->pid > 0 && cr_proc_sample_tree(t->pid, &row->before) == 0;
     row->peak = row->before;
     if (strcmp(sc->row, "idle") == 0) {
@@ -571,11 +595,12 @@ static int cr_run_one(const cr_options *o, cr_target *t, const cr_scenario *sc, 
     cr_run_figures(row, row->load.idle_held);
     row->server_requests = -1;
     if (count0 >= 0 && strcmp(sc->row, "idle") != 0 && strcmp(sc->row, "slow") != 0) {
-        int64_t count1 = cr_server_count(t);
+        int64_t count1 = cr_server_count_settled(t);
 
-        /* Less the status request that read count0. */
+        /* Less our status requests the server counted in between: each
+         * is counted once answered, so the last one is not in count1. */
         if (count1 >= 0)
-            row->server_requests = count1 - count0 - 1;
+            row->server_requests = count1 - count0 - (int64_t)(t->status_reads - reads0);
     }
     return rc;
 }
