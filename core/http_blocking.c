@@ -50,6 +50,7 @@ static cr_conn *cr_conn_new(cr_child *child, int thread, int fd)
     if (c == NULL)
         return NULL;
     cr_conn_init(c, child, thread, fd);
+    c->t.wait_from = cr_now_ns();
     c->driver = &cr_blocking_driver;
     c->buf = malloc(cap);
     if (c->buf == NULL) {
@@ -168,8 +169,10 @@ static int cr_conn_read_head(cr_conn *c)
         n = cr_conn_read(c, c->buf + c->len, c->cap - c->len);
         if (n == 0 || n == -1)
             return CR_CONN_CLOSE;
-        if (n > 0)
+        if (n > 0) {
             c->len += (size_t)n;
+            cr_conn_mark_first_byte(c);
+        }
     }
 }
 
@@ -497,11 +500,13 @@ static bool cr_conn_serve_one(cr_conn *c)
         rc = cr_conn_prepare_request(c, &consumed);
         if (rc < 0)
             return false;
+        c->t.parsed = c->t.handler_start = cr_now_ns();
         c->keep_alive = rc == 0 && cr_conn_may_keep_alive(c);
         if (rc > 0)
             cr_http_error_page(c, rc);
         else if (!cr_conn_handle(c))
             return false;
+        c->t.handler_end = cr_now_ns();
         if (c->body_stream) {
             cr_body_stream_end(c);
             consumed = c->consumed;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -184,10 +185,57 @@ bool cr_conn_may_keep_alive(const cr_conn *c)
            c->nrequests + 1 < (unsigned long)cfg->limits.keepalive_requests;
 }
 
+/* How long before `now` the request in the socket's receive queue arrived
+ * and was waiting for the connection to be accepted, or 0. TCP_INFO counts
+ * in jiffies: each reading is off by up to a tick either way, which
+ * averages out over many connections. */
+static int64_t cr_conn_backlog_ns(const cr_conn *c, int64_t now)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    int64_t arrived;
+
+    if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) {
+        if (errno != EOPNOTSUPP && errno != ENOPROTOOPT)
+            cr_log_errno(CR_LOG_DEBUG, errno, "getsockopt TCP_INFO");
+        return 0;
+    }
+    arrived = now - (int64_t)ti.tcpi_last_data_recv * 1000000;
+    return arrived < c->t.wait_from ? c->t.wait_from - arrived : 0;
+}
+
+void cr_conn_mark_first_byte(cr_conn *c)
+{
+    if (c->t.first_byte != 0)
+        return;
+    c->t.first_byte = cr_now_ns();
+    if (c->nrequests == 0 && c->remote_port != 0)
+        c->t.backlog_ns = cr_conn_backlog_ns(c, c->t.first_byte);
+}
+
+/* Adds the request's time in each phase to the slot. A boundary the
+ * request never reached takes the one before it, so its phase counts 0. */
+static void cr_conn_add_phases(cr_worker_score *w, const cr_conn_times *t)
+{
+    int64_t mark[CR_PHASES + 1] = {t->wait_from,     t->first_byte,  t->parsed,
+                                   t->handler_start, t->handler_end, t->done};
+
+    if (mark[0] == 0)
+        mark[0] = t->done;
+    for (int i = 1; i <= CR_PHASES; i++)
+        if (mark[i] < mark[i - 1])
+            mark[i] = mark[i - 1];
+    for (int i = 0; i < CR_PHASES; i++)
+        w->phase_ns[i] += (uint64_t)(mark[i + 1] - mark[i]);
+    w->phase_ns[CR_PHASE_QUEUE] += (uint64_t)t->backlog_ns;
+}
+
 void cr_conn_account(cr_conn *c)
 {
     cr_worker_score *w = cr_conn_score(c);
 
+    c->t.done = cr_now_ns();
+    cr_conn_add_phases(w, &c->t);
     w->requests++;
     w->bytes += c->bytes_sent;
     w->last_used = time(NULL);
@@ -210,6 +258,9 @@ void cr_conn_next_request(cr_conn *c)
     memset(&c->req, 0, sizeof(c->req));
     c->bytes_sent = 0;
     c->nrequests++;
+    /* The next request's wait starts now; one a pipelining client already
+     * sent has none. */
+    c->t = (cr_conn_times){.wait_from = c->t.done, .first_byte = c->len > 0 ? c->t.done : 0};
 }
 
 int cr_ms_left(long long deadline)

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "corral/request.h"
 #include "http_parser.h"
@@ -22,6 +23,28 @@
 struct cr_child;
 
 #define CR_CONN_POOL_BLOCK 4096
+
+/* When the current request passed each phase boundary, in CLOCK_MONOTONIC
+ * nanoseconds (cr_now_ns); 0 for a boundary it never reached (an error
+ * answered before the handler). cr_conn_account turns them into the
+ * scoreboard's per-phase times (cr_phase). */
+typedef struct cr_conn_times {
+    int64_t wait_from;     /* accepted, or the previous response written */
+    int64_t first_byte;    /* the first byte of this request read */
+    int64_t parsed;        /* head and body read */
+    int64_t handler_start; /* a thread entered the handler */
+    int64_t handler_end;   /* the response is complete (or suspended and finished) */
+    int64_t done;          /* the response written; set by cr_conn_account */
+    int64_t backlog_ns;    /* spent in the kernel's accept queue (first request only) */
+} cr_conn_times;
+
+static inline int64_t cr_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 typedef struct cr_conn {
     int fd;
@@ -42,7 +65,8 @@ typedef struct cr_conn {
     cr_response resp;
     bool keep_alive;
     uint64_t bytes_sent; /* body bytes of the current response */
-    size_t consumed;     /* bytes of buf that belong to the current request */
+    cr_conn_times t;
+    size_t consumed; /* bytes of buf that belong to the current request */
 
     /* Progress of a request body and of a response write, for the event
      * driver, which does both a piece at a time. */
@@ -111,7 +135,15 @@ int cr_body_append(cr_conn *c, char **body, size_t *len, size_t *cap, const char
 /* Whether the connection may serve another request after this one. */
 bool cr_conn_may_keep_alive(const cr_conn *c);
 
-/* Counts the finished request in the scoreboard and the access log. */
+/* The first bytes of a request arrived: stamps c->t.first_byte. On the
+ * first request of a TCP connection, also how long the request waited in
+ * the accept queue before the connection was accepted (TCP_INFO), which is
+ * the queueing of a server that takes a connection only when it has a
+ * thread for it. */
+void cr_conn_mark_first_byte(cr_conn *c);
+
+/* Counts the finished request in the scoreboard (its phase times too) and
+ * the access log. */
 void cr_conn_account(cr_conn *c);
 
 /* Forgets the finished request: response, pool, request fields. */

@@ -55,6 +55,7 @@ typedef struct cr_econn {
     uint8_t state;
     bool linger; /* drain the client after the response */
     unsigned nrequests;
+    int64_t idle_since; /* accepted, or the last response written (cr_now_ns) */
 } cr_econn;
 
 typedef struct cr_evloop {
@@ -146,6 +147,7 @@ static cr_conn *cr_ev_conn_get(cr_evloop *l, cr_econn *e)
     c->driver_data = e;
     cr_conn_set_peer(c, &e->peer.sa);
     c->nrequests = e->nrequests;
+    c->t.wait_from = e->idle_since;
     return c;
 }
 
@@ -328,6 +330,7 @@ static void cr_ev_finish(cr_econn *e)
         cr_ev_on_bytes(e);
         return;
     }
+    e->idle_since = c->t.wait_from;
     cr_ev_conn_put(e->loop, c);
     e->c = NULL;
     e->state = CR_ES_IDLE;
@@ -434,8 +437,11 @@ static void *cr_ev_pool_main(void *arg)
     while ((e = cr_ev_pool_take(l)) != NULL) {
         cr_child_set_state(l->child, t->index, CR_SLOT_WRITE);
         e->c->thread = t->index;
+        e->c->t.handler_start = cr_now_ns();
         cr_conn_note_request(e->c);
         rc = cr_http_run_handlers(e->c);
+        if (rc != CR_SUSPENDED)
+            e->c->t.handler_end = cr_now_ns();
         if (e->c->body_stream) {
             cr_body_stream_end(e->c);
             e->linger = !e->c->body_ended;
@@ -485,6 +491,8 @@ static void cr_ev_after_handler(cr_econn *e, int rc)
         cr_ev_watch_suspended(e);
         return;
     }
+    if (e->c->t.handler_end == 0)
+        e->c->t.handler_end = cr_now_ns();
     cr_ev_respond(e);
 }
 
@@ -493,6 +501,7 @@ static void cr_ev_resume(cr_econn *e)
 {
     cr_conn_cancel_timers(e->c);
     event_del(&e->ev);
+    e->c->t.handler_end = cr_now_ns();
     cr_ev_respond(e);
 }
 
@@ -691,12 +700,14 @@ static void cr_ev_dispatch(cr_econn *e)
     cr_conn *c = e->c;
 
     c->keep_alive = cr_conn_may_keep_alive(c);
+    c->t.parsed = cr_now_ns();
     if (cr_ev_runs_inline(c)) {
         int rc;
 
         /* The scoreboard slot of whoever runs the handler: here, the event
          * thread's; a pool thread notes it when it takes the request. */
         c->thread = e->loop->nthreads;
+        c->t.handler_start = c->t.parsed;
         cr_conn_note_request(c);
         cr_child_set_state(c->child, c->thread, CR_SLOT_WRITE);
         rc = cr_http_run_handlers(c);
@@ -879,6 +890,7 @@ static void cr_ev_on_readable(cr_econn *e)
         e->c->len += (size_t)n;
     else
         e->c->body_len += (size_t)n;
+    cr_conn_mark_first_byte(e->c);
     cr_ev_on_bytes(e);
 }
 
@@ -970,6 +982,7 @@ static void cr_ev_add_conn(cr_evloop *l, int fd, const struct sockaddr_storage *
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     e->fd = fd;
     e->loop = l;
+    e->idle_since = cr_now_ns();
     memcpy(&e->peer, ss, ss->ss_family == AF_INET6 ? sizeof(e->peer.in6) : sizeof(e->peer.in));
     e->next_all = l->all;
     if (l->all != NULL)

@@ -256,6 +256,8 @@ void cr_scoreboard_claim(cr_scoreboard *sb, int slot, pid_t pid, uint32_t genera
 
         sb->retired->requests += w->requests;
         sb->retired->bytes += w->bytes;
+        for (int i = 0; i < CR_PHASES; i++)
+            sb->retired->phase_ns[i] += w->phase_ns[i];
         memset(w, 0, sizeof(*w));
         w->state = t < threads ? CR_SLOT_STARTING : CR_SLOT_DEAD;
     }

@@ -23,13 +23,27 @@
 #define CR_SB_MAGIC "CRSCORE"
 /* Bumped whenever the meaning or the layout of anything in the file
  * changes; sizes alone would miss a field that changed meaning. */
-#define CR_SB_LAYOUT   1u
+#define CR_SB_LAYOUT   2u
 #define CR_SB_NAME_LEN 32
 
+/* The phases of a request, in the order it passes them (see
+ * http_conn.h, cr_conn_times); corral/status.h names them for readers. */
+typedef enum cr_phase {
+    CR_PHASE_WAIT,    /* connection open, no byte of the request yet */
+    CR_PHASE_READ,    /* reading and parsing the head and the body */
+    CR_PHASE_QUEUE,   /* read, no thread yet (accept queue, handler pool) */
+    CR_PHASE_HANDLER, /* in the handler, a suspended wait included */
+    CR_PHASE_WRITE,   /* the response going out */
+    CR_PHASES
+} cr_phase;
+
+/* Written only by the thread that accounts the slot's requests (its own
+ * for prefork and worker, the child's event thread for event). */
 typedef struct cr_worker_score {
     volatile char state; /* cr_slot_state */
     uint64_t requests;   /* served by this slot since its child started */
     uint64_t bytes;
+    uint64_t phase_ns[CR_PHASES]; /* time those requests spent in each phase */
     time_t last_used;
     char client[CR_SB_CLIENT_LEN];
     char request[CR_SB_REQUEST_LEN]; /* request line, truncated */
@@ -48,6 +62,7 @@ typedef struct cr_process_score {
 typedef struct cr_scoreboard_totals {
     uint64_t requests;
     uint64_t bytes;
+    uint64_t phase_ns[CR_PHASES];
 } cr_scoreboard_totals;
 
 /* The start of the file. Written by the master only; the process and

@@ -58,6 +58,8 @@ CR_NO_TSAN static void cr_status_copy_thread(cr_status_thread *t, const cr_worke
     t->state = cr_status_letter(CR_LOAD(w->state), graceful);
     t->requests = CR_LOAD(w->requests);
     t->bytes = CR_LOAD(w->bytes);
+    for (int i = 0; i < CR_STATUS_PHASES; i++)
+        t->phase_ns[i] = CR_LOAD(w->phase_ns[i]);
     t->last_used = CR_LOAD(w->last_used);
     cr_status_copy_str(t->client, sizeof(t->client), w->client, sizeof(w->client));
     cr_status_copy_str(t->request, sizeof(t->request), w->request, sizeof(w->request));
@@ -83,10 +85,13 @@ CR_NO_TSAN static bool cr_status_copy_child(cr_status_child *c, cr_status_thread
     c->nthreads = sb->thread_limit;
     c->threads = threads;
     c->requests = c->bytes = 0;
+    memset(c->phase_ns, 0, sizeof(c->phase_ns));
     for (uint32_t t = 0; t < sb->thread_limit; t++) {
         cr_status_copy_thread(&threads[t], cr_scoreboard_worker(sb, i, t), (int)t, graceful);
         c->requests += threads[t].requests;
         c->bytes += threads[t].bytes;
+        for (int k = 0; k < CR_STATUS_PHASES; k++)
+            c->phase_ns[k] += threads[t].phase_ns[k];
     }
     return true;
 }
@@ -106,9 +111,13 @@ CR_NO_TSAN static void cr_status_totals(cr_status_server *s, const cr_scoreboard
 {
     s->requests = CR_LOAD(sb->retired->requests);
     s->bytes = CR_LOAD(sb->retired->bytes);
+    for (int k = 0; k < CR_STATUS_PHASES; k++)
+        s->phase_ns[k] = CR_LOAD(sb->retired->phase_ns[k]);
     for (uint32_t i = 0; i < sb->process_limit * sb->thread_limit; i++) {
         s->requests += CR_LOAD(sb->workers[i].requests);
         s->bytes += CR_LOAD(sb->workers[i].bytes);
+        for (int k = 0; k < CR_STATUS_PHASES; k++)
+            s->phase_ns[k] += CR_LOAD(sb->workers[i].phase_ns[k]);
     }
 }
 
@@ -225,6 +234,23 @@ cr_status *cr_status_snapshot(void)
 void cr_status_free(cr_status *st)
 {
     free(st);
+}
+
+/* The scoreboard and the public header count the same phases. */
+_Static_assert((int)CR_STATUS_PHASE_WAIT == (int)CR_PHASE_WAIT &&
+                   (int)CR_STATUS_PHASE_READ == (int)CR_PHASE_READ &&
+                   (int)CR_STATUS_PHASE_QUEUE == (int)CR_PHASE_QUEUE &&
+                   (int)CR_STATUS_PHASE_HANDLER == (int)CR_PHASE_HANDLER &&
+                   (int)CR_STATUS_PHASE_WRITE == (int)CR_PHASE_WRITE &&
+                   (int)CR_STATUS_PHASES == (int)CR_PHASES,
+               "phase lists differ");
+
+const char *cr_status_phase_name(cr_status_phase phase)
+{
+    static const char *const names[CR_STATUS_PHASES] = {"wait", "read", "queue", "handler",
+                                                        "write"};
+
+    return (unsigned)phase < CR_STATUS_PHASES ? names[phase] : NULL;
 }
 
 const char *cr_status_child_state_name(cr_status_child_state state)

@@ -225,6 +225,16 @@ static void cr_status_auto_rates(cr_out *o, const cr_status_server *s)
         cr_out_printf(o, "BytesPerReq: %g\n", (double)s->bytes / (double)s->requests);
 }
 
+/* "PhaseWaitUs: N": microseconds the requests of Total Accesses spent in
+ * each phase, so a reader of two snapshots gets the mean per request. */
+static void cr_status_auto_phases(cr_out *o, const cr_status_server *s)
+{
+    static const char *const keys[CR_STATUS_PHASES] = {"Wait", "Read", "Queue", "Handler", "Write"};
+
+    for (int i = 0; i < CR_STATUS_PHASES; i++)
+        cr_out_printf(o, "Phase%sUs: %llu\n", keys[i], (unsigned long long)(s->phase_ns[i] / 1000));
+}
+
 static void cr_status_auto(cr_out *o, const cr_status *st)
 {
     const cr_status_server *s = &st->server;
@@ -239,6 +249,7 @@ static void cr_status_auto(cr_out *o, const cr_status *st)
     cr_out_printf(o, "ServerUptimeSeconds: %lld\nServerUptime: %s\n", (long long)s->uptime,
                   cr_status_uptime(up, sizeof(up), s->uptime));
     cr_status_auto_rates(o, s);
+    cr_status_auto_phases(o, s);
     cr_out_printf(o, "BusyWorkers: %u\nGracefulWorkers: %u\nIdleWorkers: %u\n", s->busy_workers,
                   s->graceful_workers, s->idle_workers);
     cr_out_printf(o, "Processes: %u\nStopping: %u\n", s->processes, s->stopping);
@@ -266,6 +277,21 @@ static json_t *cr_js_time(time_t t)
     return t != 0 ? json_integer((json_int_t)t) : json_null();
 }
 
+/* {"wait": µs, "read": µs, ...}: microseconds spent in each phase. */
+static json_t *cr_status_json_phases(const uint64_t phase_ns[CR_STATUS_PHASES])
+{
+    json_t *o = json_object();
+    int bad = o == NULL;
+
+    for (int i = 0; !bad && i < CR_STATUS_PHASES; i++)
+        bad |=
+            cr_js_set(o, cr_status_phase_name((cr_status_phase)i), cr_js_uint(phase_ns[i] / 1000));
+    if (!bad)
+        return o;
+    json_decref(o);
+    return NULL;
+}
+
 static json_t *cr_status_json_thread(const cr_status_thread *t)
 {
     json_t *o = json_object();
@@ -278,6 +304,7 @@ static json_t *cr_status_json_thread(const cr_status_thread *t)
     bad |= cr_js_set(o, "state", json_string(state));
     bad |= cr_js_set(o, "requests", cr_js_uint(t->requests));
     bad |= cr_js_set(o, "bytes", cr_js_uint(t->bytes));
+    bad |= cr_js_set(o, "phases_us", cr_status_json_phases(t->phase_ns));
     bad |= cr_js_set(o, "last_used", cr_js_time(t->last_used));
     bad |= cr_js_set(o, "client", json_string(t->client));
     bad |= cr_js_set(o, "request", json_string(t->request));
@@ -315,6 +342,7 @@ static json_t *cr_status_json_child(const cr_status_child *c, time_t now)
     bad |= cr_js_set(o, "uptime", json_integer(now > c->started ? now - c->started : 0));
     bad |= cr_js_set(o, "requests", cr_js_uint(c->requests));
     bad |= cr_js_set(o, "bytes", cr_js_uint(c->bytes));
+    bad |= cr_js_set(o, "phases_us", cr_status_json_phases(c->phase_ns));
     bad |= cr_js_set(o, "threads", cr_status_json_threads(c));
     if (!bad)
         return o;
@@ -340,6 +368,7 @@ static json_t *cr_status_json_server(const cr_status_server *s)
     bad |= cr_js_set(o, "thread_limit", json_integer(s->thread_limit));
     bad |= cr_js_set(o, "requests", cr_js_uint(s->requests));
     bad |= cr_js_set(o, "bytes", cr_js_uint(s->bytes));
+    bad |= cr_js_set(o, "phases_us", cr_status_json_phases(s->phase_ns));
     bad |= cr_js_set(o, "busy_workers", json_integer(s->busy_workers));
     bad |= cr_js_set(o, "idle_workers", json_integer(s->idle_workers));
     bad |= cr_js_set(o, "graceful_workers", json_integer(s->graceful_workers));
@@ -421,6 +450,11 @@ static void cr_prom_server(cr_out *o, const cr_status_server *s)
     cr_out_printf(o, "corral_requests_total %llu\n", (unsigned long long)s->requests);
     cr_prom_head(o, "corral_bytes_total", "counter", "Response body bytes sent since the start.");
     cr_out_printf(o, "corral_bytes_total %llu\n", (unsigned long long)s->bytes);
+    cr_prom_head(o, "corral_request_phase_seconds_total", "counter",
+                 "Time the requests of corral_requests_total spent in each phase.");
+    for (int i = 0; i < CR_STATUS_PHASES; i++)
+        cr_out_printf(o, "corral_request_phase_seconds_total{phase=\"%s\"} %.6f\n",
+                      cr_status_phase_name((cr_status_phase)i), (double)s->phase_ns[i] / 1e9);
     cr_prom_head(o, "corral_workers", "gauge", "Handler slots (threads) busy or idle.");
     cr_out_printf(o, "corral_workers{state=\"busy\"} %u\ncorral_workers{state=\"idle\"} %u\n",
                   s->busy_workers, s->idle_workers);
@@ -478,6 +512,18 @@ static void cr_status_prometheus(cr_out *o, const cr_status *st)
 
 /* ---- HTML ---- */
 
+/* Where the time of an average request went, since the start. */
+static void cr_html_phases(cr_out *o, const cr_status_server *s)
+{
+    if (s->requests == 0)
+        return;
+    cr_out_str(o, "<dt>Mean time per request</dt><dd>");
+    for (int i = 0; i < CR_STATUS_PHASES; i++)
+        cr_out_printf(o, "%s%s %.1f µs", i ? ", " : "", cr_status_phase_name((cr_status_phase)i),
+                      (double)s->phase_ns[i] / 1e3 / (double)s->requests);
+    cr_out_str(o, "</dd>\n");
+}
+
 static void cr_html_summary(cr_out *o, const cr_status *st)
 {
     const cr_status_server *s = &st->server;
@@ -497,6 +543,7 @@ static void cr_html_summary(cr_out *o, const cr_status *st)
     cr_out_printf(o, "<dt>Total accesses</dt><dd>%llu</dd>\n", (unsigned long long)s->requests);
     cr_out_printf(o, "<dt>Total traffic</dt><dd>%llu kB</dd>\n",
                   (unsigned long long)(s->bytes / 1024));
+    cr_html_phases(o, s);
     cr_out_printf(o, "<dt>Workers</dt><dd>%u busy, %u idle, %u gracefully finishing</dd>\n",
                   s->busy_workers, s->idle_workers, s->graceful_workers);
     cr_out_printf(o, "<dt>Processes</dt><dd>%u, %u stopping</dd>\n</dl>\n", s->processes,

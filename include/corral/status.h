@@ -13,6 +13,20 @@
 #define CR_STATUS_CLIENT_LEN  48
 #define CR_STATUS_REQUEST_LEN 64
 
+/* Where requests spend their time, in the order they pass the phases. */
+typedef enum cr_status_phase {
+    CR_STATUS_PHASE_WAIT,    /* connection open, no byte of the request yet: from the accept,
+                              * or from the previous response on a kept-alive connection */
+    CR_STATUS_PHASE_READ,    /* from the first byte until head and body are read */
+    CR_STATUS_PHASE_QUEUE,   /* read but no thread yet: the event MPM's handler queue, and for
+                              * every MPM the time a new connection's request sat in the
+                              * kernel's accept queue (a model that accepts only when it has a
+                              * free thread queues there) */
+    CR_STATUS_PHASE_HANDLER, /* in the handler; a suspended request's wait included */
+    CR_STATUS_PHASE_WRITE,   /* the response going out, until the socket took all of it */
+    CR_STATUS_PHASES
+} cr_status_phase;
+
 /* What a child process is doing, as a whole. */
 typedef enum cr_status_child_state {
     CR_STATUS_CHILD_STARTING, /* forked, its pid not recorded yet */
@@ -28,7 +42,8 @@ typedef struct cr_status_thread {
                         * child that is finishing gracefully) */
     uint64_t requests; /* served by this slot since its child started */
     uint64_t bytes;    /* response body bytes sent, likewise */
-    time_t last_used;  /* end of its last request, 0 if none */
+    uint64_t phase_ns[CR_STATUS_PHASES]; /* what those requests spent in each phase */
+    time_t last_used;                    /* end of its last request, 0 if none */
     char client[CR_STATUS_CLIENT_LEN];   /* address of the last client, "" if none */
     char request[CR_STATUS_REQUEST_LEN]; /* current or last request line, truncated */
 } cr_status_thread;
@@ -42,28 +57,30 @@ typedef struct cr_status_child {
     time_t started;
     uint64_t requests; /* sum over its threads */
     uint64_t bytes;
+    uint64_t phase_ns[CR_STATUS_PHASES];
     size_t nthreads; /* thread_limit of the snapshot */
     cr_status_thread *threads;
 } cr_status_child;
 
 /* The server as a whole. */
 typedef struct cr_status_server {
-    char version[CR_STATUS_NAME_LEN]; /* "corral/0.1.0" */
-    char mpm[CR_STATUS_NAME_LEN];     /* "prefork", "worker", "event", ... */
-    time_t now;                       /* when the snapshot was taken */
-    time_t start_time;                /* when the master started */
-    time_t restart_time;              /* when the running generation took over */
-    time_t uptime;                    /* now - start_time, in seconds */
-    uint32_t generation;              /* the running generation (1 at start, +1 per restart) */
-    uint32_t process_limit;           /* process slots in the scoreboard */
-    uint32_t thread_limit;            /* handler slots per process slot */
-    uint64_t requests;                /* served since start, exited children included */
-    uint64_t bytes;                   /* response body bytes, likewise */
-    unsigned busy_workers;            /* slots reading, writing, in keep-alive, closing or G */
-    unsigned idle_workers;            /* slots ready for a connection in running children */
-    unsigned graceful_workers;        /* slots of children finishing gracefully */
-    unsigned processes;               /* live children */
-    unsigned stopping;                /* children finishing gracefully */
+    char version[CR_STATUS_NAME_LEN];    /* "corral/0.1.0" */
+    char mpm[CR_STATUS_NAME_LEN];        /* "prefork", "worker", "event", ... */
+    time_t now;                          /* when the snapshot was taken */
+    time_t start_time;                   /* when the master started */
+    time_t restart_time;                 /* when the running generation took over */
+    time_t uptime;                       /* now - start_time, in seconds */
+    uint32_t generation;                 /* the running generation (1 at start, +1 per restart) */
+    uint32_t process_limit;              /* process slots in the scoreboard */
+    uint32_t thread_limit;               /* handler slots per process slot */
+    uint64_t requests;                   /* served since start, exited children included */
+    uint64_t bytes;                      /* response body bytes, likewise */
+    uint64_t phase_ns[CR_STATUS_PHASES]; /* time those requests spent in each phase */
+    unsigned busy_workers;               /* slots reading, writing, in keep-alive, closing or G */
+    unsigned idle_workers;               /* slots ready for a connection in running children */
+    unsigned graceful_workers;           /* slots of children finishing gracefully */
+    unsigned processes;                  /* live children */
+    unsigned stopping;                   /* children finishing gracefully */
 } cr_status_server;
 
 typedef struct cr_status {
@@ -87,6 +104,10 @@ cr_status *cr_status_snapshot(void);
 
 /* Frees a snapshot; NULL is allowed. */
 void cr_status_free(cr_status *st);
+
+/* Name of a phase: "wait", "read", "queue", "handler" or "write"; NULL
+ * for a number that is not a phase. */
+const char *cr_status_phase_name(cr_status_phase phase);
 
 /* Name of a child state: "starting", "running" or "graceful". */
 const char *cr_status_child_state_name(cr_status_child_state state);

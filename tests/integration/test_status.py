@@ -197,6 +197,81 @@ def test_status_json(srv):
           "children served %d, more than the server's %d" % (total, doc["server"]["requests"]))
 
 
+PHASES = ("wait", "read", "queue", "handler", "write")
+PHASE_AUTO_KEYS = {"wait": "PhaseWaitUs", "read": "PhaseReadUs", "queue": "PhaseQueueUs",
+                   "handler": "PhaseHandlerUs", "write": "PhaseWriteUs"}
+
+
+def auto_phases(fields):
+    """{phase: µs} from ?auto fields; each must be a count."""
+    out = {}
+    for phase, key in PHASE_AUTO_KEYS.items():
+        check(key in fields and fields[key].isdigit(), "?auto %s: %s" % (key, fields.get(key)))
+        out[phase] = int(fields[key])
+    return out
+
+
+@test("fresh")
+def test_status_phases(srv):
+    """Where the time goes: on one keep-alive connection, requests that wait
+    D ms in the handler (blocking and suspended) with G ms pauses between
+    them show up as handler and wait time, and the phases add up to no more
+    than the time that passed."""
+    rounds, d_ms, g_ms = 3, 30, 60
+    started = time.monotonic()
+    before = status_auto(srv)
+    with Conn(srv.port) as c:
+        for i in range(rounds):
+            for path in ("/delay?ms=%d" % d_ms, "/wait?ms=%d" % d_ms):
+                time.sleep(g_ms / 1000)
+                c.send(req(path))
+                r = c.read_response()
+                expect_eq(r.status, 200, "GET %s (round %d)" % (path, i + 1))
+    served = 2 * rounds
+
+    def counted():
+        after = status_auto(srv)
+        grew = int(after["Total Accesses"]) - int(before["Total Accesses"])
+        # The first ?auto is counted once answered, the last one not yet.
+        expect_eq(grew, served + 1, "Total Accesses growth")
+        return after
+
+    after = retry("?auto after %d requests" % served, counted)
+    elapsed_us = (time.monotonic() - started) * 1e6
+    p0, p1 = auto_phases(before), auto_phases(after)
+    delta = {k: p1[k] - p0[k] for k in PHASES}
+    for k in PHASES:
+        check(delta[k] >= 0, "phase %s went backwards: %s" % (k, delta))
+    check(delta["handler"] >= served * d_ms * 1000,
+          "%d requests that wait %d ms in the handler: %s" % (served, d_ms, delta))
+    check(delta["wait"] >= served * g_ms * 1000 * 0.9,
+          "%d pauses of %d ms before the requests: %s" % (served, g_ms, delta))
+    check(sum(delta.values()) <= elapsed_us,
+          "the phases add up to %d µs, more than the %d µs that passed: %s"
+          % (sum(delta.values()), elapsed_us, delta))
+
+    doc = status_json(srv)
+    server = doc["server"]["phases_us"]
+    expect_eq(sorted(server), sorted(PHASES), "server.phases_us keys")
+    for k in PHASES:
+        check(server[k] >= p1[k], "JSON %s %d µs, less than ?auto's earlier %d" % (k, server[k], p1[k]))
+    for child in doc["children"]:
+        for t in child["threads"]:
+            expect_eq(sorted(t["phases_us"]), sorted(PHASES),
+                      "phases_us keys of child %d slot %d" % (child["pid"], t["slot"]))
+        total = {k: sum(t["phases_us"][k] for t in child["threads"]) for k in PHASES}
+        for k in PHASES:
+            # Each figure is rounded down to a microsecond on its own.
+            check(total[k] <= child["phases_us"][k] <= total[k] + len(child["threads"]),
+                  "child %d %s: %d µs, its threads %d" % (child["pid"], k, child["phases_us"][k], total[k]))
+
+    samples = status_metrics(srv)
+    for k in PHASES:
+        v = samples.get(("corral_request_phase_seconds_total", frozenset({("phase", k)})))
+        check(v is not None and v * 1e6 >= p1[k] - 1,
+              "/metrics phase %s: %s (?auto had %d µs)" % (k, v, p1[k]))
+
+
 class _StatusHTML(html.parser.HTMLParser):
     VOID = {"meta", "br", "hr", "img", "link", "input", "col", "area", "base", "wbr"}
 
