@@ -65,6 +65,18 @@ static const char *cr_ctl_duration(char *buf, size_t cap, time_t s)
     return buf;
 }
 
+/* Where the time of an average request went since the start. */
+static void cr_ctl_text_phases(const cr_status_server *s)
+{
+    if (s->requests == 0)
+        return;
+    printf("mean time per request:");
+    for (int i = 0; i < CR_STATUS_PHASES; i++)
+        printf("%s %s %.1f us", i ? "," : "", cr_status_phase_name((cr_status_phase)i),
+               (double)s->phase_ns[i] / 1e3 / (double)s->requests);
+    printf("\n");
+}
+
 static void cr_ctl_text_server(const cr_status_server *s, pid_t master, const char *path)
 {
     char started[32], restarted[32], up[32];
@@ -77,6 +89,7 @@ static void cr_ctl_text_server(const cr_status_server *s, pid_t master, const ch
            cr_ctl_time(restarted, sizeof(restarted), s->restart_time));
     printf("%llu requests, %llu bytes served since the start\n", (unsigned long long)s->requests,
            (unsigned long long)s->bytes);
+    cr_ctl_text_phases(s);
     printf("%u children (%u gracefully finishing); workers: %u busy, %u idle, %u gracefully "
            "finishing\n",
            s->processes, s->stopping, s->busy_workers, s->idle_workers, s->graceful_workers);
@@ -223,6 +236,18 @@ static json_t *cr_ctl_json_child(const cr_status_child *c, const char *mpm, bool
     return cr_js_done(o, bad);
 }
 
+/* {"wait": µs, ...}, as mod_status's ?json has it. */
+static json_t *cr_ctl_json_phases(const cr_status_server *s)
+{
+    json_t *o = json_object();
+    int bad = o == NULL;
+
+    for (int i = 0; !bad && i < CR_STATUS_PHASES; i++)
+        bad |= cr_js_set(o, cr_status_phase_name((cr_status_phase)i),
+                         cr_js_uint(s->phase_ns[i] / 1000));
+    return cr_js_done(o, bad);
+}
+
 static json_t *cr_ctl_json_server(const cr_status_server *s, pid_t master, const char *path)
 {
     json_t *o = json_object();
@@ -243,6 +268,7 @@ static json_t *cr_ctl_json_server(const cr_status_server *s, pid_t master, const
     bad |= cr_js_set(o, "thread_limit", json_integer(s->thread_limit));
     bad |= cr_js_set(o, "requests", cr_js_uint(s->requests));
     bad |= cr_js_set(o, "bytes", cr_js_uint(s->bytes));
+    bad |= cr_js_set(o, "phases_us", cr_ctl_json_phases(s));
     bad |= cr_js_set(o, "busy_workers", json_integer(s->busy_workers));
     bad |= cr_js_set(o, "idle_workers", json_integer(s->idle_workers));
     bad |= cr_js_set(o, "graceful_workers", json_integer(s->graceful_workers));

@@ -377,6 +377,17 @@ def test_corralctl_status(_):
             ctl_retry("fullstatus with a request in flight", in_flight, timeout=1.5)
             r = slow.read_response(timeout=10 * SLOW)
             expect_eq(r.status, 200, "the slow request")
+
+            def handler_time():
+                phases = ctl.status()["server"]["phases_us"]
+                check(phases["handler"] >= int(2000 * SLOW) * 1000,
+                      "a %d ms /delay served, handler time %s" % (int(2000 * SLOW), phases))
+
+            ctl_retry("status --json phases after the slow request", handler_time)
+            _, text, _ = ctl.run("status", expect=0)
+            check(re.search(r"^mean time per request: wait [0-9.]+ us, read [0-9.]+ us, queue "
+                            r"[0-9.]+ us, handler [0-9.]+ us, write [0-9.]+ us$", text, re.M),
+                  "status text has no phase line: %s" % short(text, 600))
         finally:
             slow.close()
         ctl_bad_scoreboards(ctl)
