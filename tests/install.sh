@@ -37,7 +37,7 @@ files_in() {
 }
 
 expected=(
-    sbin/corral bin/corral-mod
+    sbin/corral sbin/corralctl bin/corral-mod bin/corral-bench
     lib/corral/mpm_prefork.so lib/corral/mpm_worker.so lib/corral/mpm_event.so
     lib/corral/mod_hello.so lib/corral/mod_echo.so lib/corral/mod_static.so
     lib/corral/mod_delay.so
@@ -45,6 +45,8 @@ expected=(
     include/corral/module.h include/corral/mpm.h include/corral/log.h
     lib/pkgconfig/corral.pc etc/corral.conf etc/mime.types
     share/man/man8/corral.8 share/man/man5/corral.conf.5 share/man/man1/corral-mod.1
+    share/man/man8/corralctl.8 lib/systemd/system/corral.service etc/logrotate.d/corral
+    include/corral/status.h
     share/corral/www/index.html
 )
 
@@ -192,7 +194,8 @@ else
     echo "# shellcheck not installed: skipped"
 fi
 if command -v groff >/dev/null 2>&1; then
-    for page in "$build"/man/corral.8 "$build"/man/corral.conf.5 "$build"/man/corral-mod.1; do
+    for page in "$build"/man/corral.8 "$build"/man/corral.conf.5 "$build"/man/corral-mod.1 \
+        "$build"/man/corralctl.8; do
         [ -f "$page" ] || {
             fail "$page not built"
             continue
