@@ -74,7 +74,7 @@ static cr_str cr_header_or_empty(const cr_conn *c, const char *name)
 {
     const cr_str *v = c->req.headers != NULL ? cr_request_header(&c->req, name) : NULL;
 
-    return v != NULL ? *v : (cr_str){ "", 0 };
+    return v != NULL ? *v : (cr_str){"", 0};
 }
 
 void cr_access_log_write(int fd, const cr_conn *c)

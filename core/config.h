@@ -10,9 +10,9 @@
 #include <stddef.h>
 
 typedef struct cr_route_conf {
-    char *path;                       /* prefix, starts with '/' */
-    char *host; /* virtual host names, space-separated ("*.d" for any below d); NULL: any */
-    char *module;                     /* module name */
+    char *path;   /* prefix, starts with '/' */
+    char *host;   /* virtual host names, space-separated ("*.d" for any below d); NULL: any */
+    char *module; /* module name */
     const config_setting_t *settings; /* the route's group, for the module */
 } cr_route_conf;
 

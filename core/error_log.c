@@ -26,8 +26,8 @@ static bool cr_error_mirror;
 static _Atomic uint32_t *cr_log_epoch;
 static _Atomic uint32_t cr_error_seen;
 
-static const char *const cr_level_names[] = { "emerg", "alert",  "crit", "error",
-                                              "warn",  "notice", "info", "debug" };
+static const char *const cr_level_names[] = {"emerg", "alert",  "crit", "error",
+                                             "warn",  "notice", "info", "debug"};
 
 int cr_error_log_open(const char *path, int level)
 {

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #define CR_HTTP_DATE_LEN 29 /* "Sun, 06 Nov 1994 08:49:37 GMT" */
-#define CR_LOG_DATE_LEN 26  /* "06/Nov/1994:08:49:37 +0000" */
+#define CR_LOG_DATE_LEN  26 /* "06/Nov/1994:08:49:37 +0000" */
 
 /* The current time as an IMF-fixdate (RFC 9110 5.6.7), NUL-terminated. */
 const char *cr_http_date_now(void);

@@ -89,7 +89,7 @@ static int cr_parse_addr(const char *name, cr_sockaddr *a)
 static int cr_unix_remove_stale(const char *path)
 {
     struct stat st;
-    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
     int fd, live;
 
     if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
@@ -175,7 +175,8 @@ int cr_listeners_update(cr_listeners *ls, char *const *names, size_t count, int 
         const cr_listener *old = cr_listeners_find(ls, names[opened]);
 
         next[opened].name = strdup(names[opened]);
-        next[opened].fd = old != NULL ? old->fd : cr_listener_open(names[opened], backlog, err, errlen);
+        next[opened].fd =
+            old != NULL ? old->fd : cr_listener_open(names[opened], backlog, err, errlen);
         if (next[opened].name == NULL || next[opened].fd < 0)
             goto fail;
     }

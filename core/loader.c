@@ -221,8 +221,7 @@ static int cr_load_module(cr_generation *g, size_t i, const char *exe_dir, char 
         goto fail;
     /* Refused now rather than crashing the first child that gets a request. */
     if (m->handle == NULL) {
-        snprintf(why, sizeof(why), "module '%s' (%s) has no handle function", ref->name,
-                 ref->file);
+        snprintf(why, sizeof(why), "module '%s' (%s) has no handle function", ref->name, ref->file);
         goto fail;
     }
     ref->module = m;

@@ -21,11 +21,11 @@
 #include "error_log.h"
 #include "loader.h"
 
-#define CR_MAX_SPAWN_RATE 32
-#define CR_STOP_TERM_AGAIN_MS 3000
-#define CR_STOP_KILL_MS 8000
+#define CR_MAX_SPAWN_RATE       32
+#define CR_STOP_TERM_AGAIN_MS   3000
+#define CR_STOP_KILL_MS         8000
 #define CR_RESPAWN_MAX_DELAY_MS 10000
-#define CR_FAST_DEATH_MS 2000
+#define CR_FAST_DEATH_MS        2000
 
 typedef struct cr_master {
     cr_server *srv;
@@ -220,7 +220,7 @@ typedef struct cr_census {
 static cr_census cr_master_census(const cr_server *srv)
 {
     const cr_scoreboard *sb = &srv->sb;
-    cr_census c = { 0, 0, 0, -1 };
+    cr_census c = {0, 0, 0, -1};
 
     for (uint32_t i = 0; i < sb->process_limit; i++) {
         const cr_process_score *p = &sb->processes[i];
@@ -356,12 +356,19 @@ static void cr_master_signal_all(cr_server *srv, int sig, bool old_only)
 
 static int cr_master_wait_signal(cr_master *m, int timeout_ms)
 {
-    struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L };
+    struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
     int sig = sigtimedwait(&m->signals, NULL, &ts);
 
     if (sig < 0 && errno != EAGAIN && errno != EINTR)
         cr_log_errno(CR_LOG_ERROR, errno, "sigtimedwait");
     return sig < 0 ? 0 : sig;
+}
+
+/* corralctl reopen-logs, after logrotate: the master reopens, the
+ * children follow through the scoreboard's log epoch. */
+static void cr_master_reopen_logs(cr_master *m)
+{
+    cr_logs_reopen(m->srv->access_log, m->srv->gen->cfg.log.access, m->srv->gen->cfg.user);
 }
 
 /* Waits for every child to exit: TERM again after a while, then KILL.
@@ -395,6 +402,10 @@ static void cr_master_reclaim(cr_master *m, long long graceful_ms)
             cr_master_signal_all(m->srv, SIGTERM, false);
         }
         sig = cr_master_wait_signal(m, 200);
+        /* A log rotation does not wait for the children: its old file is
+         * already renamed away. */
+        if (sig == SIGUSR2)
+            cr_master_reopen_logs(m);
         if (sig != SIGTERM && sig != SIGINT)
             continue;
         m->stop_asked = true;
@@ -415,15 +426,17 @@ static int cr_master_check_new(cr_master *m, const cr_generation *g)
     const cr_scoreboard *sb = &m->srv->sb;
 
     if (strcmp(g->cfg.mpm, cur->cfg.mpm) != 0) {
-        cr_log(CR_LOG_ERROR, "restart refused: the MPM cannot change on a restart (%s -> %s); "
-                             "stop and start the server",
+        cr_log(CR_LOG_ERROR,
+               "restart refused: the MPM cannot change on a restart (%s -> %s); "
+               "stop and start the server",
                cur->cfg.mpm, g->cfg.mpm);
         return -1;
     }
     if ((uint32_t)g->policy.threads_per_child > sb->thread_limit ||
         (uint32_t)g->policy.max_processes > sb->process_limit) {
-        cr_log(CR_LOG_ERROR, "restart refused: the new limits exceed the scoreboard's "
-                             "(%u processes x %u threads); stop and start the server",
+        cr_log(CR_LOG_ERROR,
+               "restart refused: the new limits exceed the scoreboard's "
+               "(%u processes x %u threads); stop and start the server",
                sb->process_limit, sb->thread_limit);
         return -1;
     }
@@ -475,8 +488,7 @@ static void cr_master_restart(cr_master *m, bool graceful)
 
     if (g == NULL)
         return;
-    cr_log(CR_LOG_NOTICE, "%s restart to generation %u", graceful ? "graceful" : "full",
-           g->number);
+    cr_log(CR_LOG_NOTICE, "%s restart to generation %u", graceful ? "graceful" : "full", g->number);
     if (!graceful) {
         cr_master_signal_all(m->srv, SIGTERM, false);
         cr_master_reclaim(m, 0);
@@ -538,9 +550,8 @@ static void cr_master_shutdown(cr_master *m, bool graceful)
         cr_master_refuse_new(srv);
         cr_master_signal_all(srv, SIGWINCH, false);
         cr_listeners_close(&srv->listeners, 1);
-        cr_master_reclaim(m, srv->gen->cfg.timeouts.graceful > 0
-                                 ? 1000LL * srv->gen->cfg.timeouts.graceful
-                                 : -1);
+        cr_master_reclaim(
+            m, srv->gen->cfg.timeouts.graceful > 0 ? 1000LL * srv->gen->cfg.timeouts.graceful : -1);
     } else {
         cr_log(CR_LOG_NOTICE, "stopping");
         cr_master_signal_all(srv, SIGTERM, false);
@@ -571,9 +582,8 @@ static void cr_master_loop(cr_master *m)
         case SIGUSR1:
             cr_master_restart(m, true);
             break;
-        case SIGUSR2: /* corralctl reopen-logs, after logrotate */
-            cr_logs_reopen(m->srv->access_log, m->srv->gen->cfg.log.access,
-                           m->srv->gen->cfg.user);
+        case SIGUSR2:
+            cr_master_reopen_logs(m);
             break;
         default:
             break;
@@ -667,8 +677,8 @@ static void cr_master_scoreboard_remove(cr_master *m)
 
 static int cr_master_block_signals(cr_master *m)
 {
-    static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH };
-    struct sigaction ign = { .sa_handler = SIG_IGN };
+    static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH};
+    struct sigaction ign = {.sa_handler = SIG_IGN};
 
     sigemptyset(&m->signals);
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
@@ -696,7 +706,7 @@ static int cr_master_single(cr_master *m)
 
 int cr_master_run(cr_server *srv, const cr_options *opt)
 {
-    cr_master m = { .srv = srv, .opt = opt, .spawn_rate = 1, .ready_fd = -1 };
+    cr_master m = {.srv = srv, .opt = opt, .spawn_rate = 1, .ready_fd = -1};
     const cr_config *cfg = &srv->gen->cfg;
 
     srv->access_log = -1;

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define CR_POOL_ALIGN 16
+#define CR_POOL_ALIGN     16
 #define CR_POOL_MIN_BLOCK 8192
 
 static size_t cr_pool_round(size_t n)

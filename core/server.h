@@ -38,10 +38,10 @@ typedef struct cr_server {
     cr_generation *gen;
     cr_listeners listeners;
     cr_scoreboard sb;
-    char *exe_dir;        /* folder of the corral binary, to find uninstalled .so files */
-    bool foreground;      /* -D FOREGROUND */
-    bool single_process;  /* -X */
-    int access_log;       /* descriptor, -1 when off */
+    char *exe_dir;       /* folder of the corral binary, to find uninstalled .so files */
+    bool foreground;     /* -D FOREGROUND */
+    bool single_process; /* -X */
+    int access_log;      /* descriptor, -1 when off */
 } cr_server;
 
 /* The one server object of this process. */

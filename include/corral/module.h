@@ -13,7 +13,7 @@
 #include "corral/types.h"
 
 #define CR_MODULE_MAGIC 0x43524d44u /* "CRMD" */
-#define CR_MODULE_ABI 3u            /* bumped on any incompatible change */
+#define CR_MODULE_ABI   3u          /* bumped on any incompatible change */
 
 /* The handler never blocks (no disk or network waits beyond what the core
  * does): an event MPM may run it inline on its event thread. */
@@ -26,12 +26,13 @@
 
 /* What route_init is given for each route that names the module. */
 typedef struct cr_route_ctx {
-    const config_setting_t *settings; /* the route's group: path, module and the module's own keys */
-    const char *config_dir;           /* folder of the config file, for relative paths */
-    void *route_data;                 /* out: handed to handle() as r->route_data */
-    uint32_t flags;                   /* out: CR_MODULE_* flags for this route only, added
-                                       * to the module's (e.g. NONBLOCKING, STREAM_BODY) */
-    char *err;                        /* out: why the settings were refused */
+    const config_setting_t
+        *settings;          /* the route's group: path, module and the module's own keys */
+    const char *config_dir; /* folder of the config file, for relative paths */
+    void *route_data;       /* out: handed to handle() as r->route_data */
+    uint32_t flags;         /* out: CR_MODULE_* flags for this route only, added
+                             * to the module's (e.g. NONBLOCKING, STREAM_BODY) */
+    char *err;              /* out: why the settings were refused */
     size_t errlen;
 } cr_route_ctx;
 

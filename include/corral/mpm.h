@@ -13,7 +13,7 @@
 #include "corral/types.h"
 
 #define CR_MPM_MAGIC 0x4352504du /* "CRPM" */
-#define CR_MPM_ABI 1u
+#define CR_MPM_ABI   1u
 
 /* What the master keeps running, filled by cr_mpm.configure. Spare counts
  * are in idle handler slots (threads; one per prefork child). */

@@ -29,21 +29,21 @@ typedef struct cr_pool cr_pool;
 
 typedef struct cr_request {
     cr_method method;
-    cr_str method_name;  /* as sent */
-    cr_str target;       /* request-target as sent, e.g. "/a%20b?x=1" */
-    cr_str path;         /* percent-decoded, dot segments removed, NUL-terminated */
-    cr_str query;        /* raw query string without '?', len 0 when absent */
-    int version_minor;   /* HTTP/1.<minor> */
+    cr_str method_name;       /* as sent */
+    cr_str target;            /* request-target as sent, e.g. "/a%20b?x=1" */
+    cr_str path;              /* percent-decoded, dot segments removed, NUL-terminated */
+    cr_str query;             /* raw query string without '?', len 0 when absent */
+    int version_minor;        /* HTTP/1.<minor> */
     const cr_header *headers; /* every header as received, in order: iterate [0, nheaders) */
     size_t nheaders;
-    cr_str host;         /* Host header, len 0 when absent */
-    cr_str body;         /* the whole request body (de-chunked), len 0 when none; empty
-                          * when the route streams it (read it with cr_request_read) */
+    cr_str host;             /* Host header, len 0 when absent */
+    cr_str body;             /* the whole request body (de-chunked), len 0 when none; empty
+                              * when the route streams it (read it with cr_request_read) */
     const char *remote_addr; /* client address as text, e.g. "127.0.0.1" */
     unsigned remote_port;
-    cr_str route_path;   /* the prefix of the route that matched */
-    void *route_data;    /* what the module's route_init stored for this route */
-    cr_pool *pool;       /* freed when the request ends */
+    cr_str route_path; /* the prefix of the route that matched */
+    void *route_data;  /* what the module's route_init stored for this route */
+    cr_pool *pool;     /* freed when the request ends */
 } cr_request;
 
 /* First header named `name` (case-insensitive), or NULL. */

@@ -33,6 +33,6 @@ typedef struct cr_header {
     cr_str value;
 } cr_header;
 
-#define CR_STR(lit) ((cr_str){ (lit), sizeof(lit) - 1 })
+#define CR_STR(lit) ((cr_str){(lit), sizeof(lit) - 1})
 
 #endif

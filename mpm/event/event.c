@@ -31,19 +31,19 @@ static int cr_event_read(const config_setting_t *settings, const cr_event_key *k
 
 /* The values configure read, for child_main: an MPM is loaded once per
  * process and configured once per generation, in the master before fork. */
-static cr_event_options cr_event_opts = { .threads = 16, .max_connections = 10000 };
+static cr_event_options cr_event_opts = {.threads = 16, .max_connections = 10000};
 
 static int cr_event_configure(const config_setting_t *settings, cr_mpm_policy *policy, char *err,
                               size_t errlen)
 {
-    static const char *const allowed[] = { "processes", "threads", "max_connections",
-                                           "queue_limit", NULL };
+    static const char *const allowed[] = {"processes", "threads", "max_connections", "queue_limit",
+                                          NULL};
     int processes = 2, threads = 16, max_connections = 10000, queue_limit = 0;
     const cr_event_key keys[] = {
-        { "processes", &processes, 1, 1000 },
-        { "threads", &threads, 1, 1024 },
-        { "max_connections", &max_connections, 1, 1000000 },
-        { "queue_limit", &queue_limit, 0, 1000000 },
+        {"processes", &processes, 1, 1000},
+        {"threads", &threads, 1, 1024},
+        {"max_connections", &max_connections, 1, 1000000},
+        {"queue_limit", &queue_limit, 0, 1000000},
     };
 
     if (settings != NULL && cr_config_check_keys(settings, allowed, err, errlen) != CR_OK)
@@ -51,7 +51,7 @@ static int cr_event_configure(const config_setting_t *settings, cr_mpm_policy *p
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (cr_event_read(settings, &keys[i], err, errlen) != CR_OK)
             return CR_ERROR;
-    cr_event_opts = (cr_event_options){ threads, max_connections, queue_limit };
+    cr_event_opts = (cr_event_options){threads, max_connections, queue_limit};
     policy->start_processes = processes;
     policy->min_processes = processes;
     policy->max_processes = processes;
