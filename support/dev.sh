@@ -11,7 +11,7 @@ set -euo pipefail
 top="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 jobs="$(nproc 2>/dev/null || echo 2)"
 packages=(build-essential autoconf automake pkg-config libevent-dev libconfig-dev check
-          libjansson-dev python3 curl gnuplot-nox groff-base shellcheck)
+          libjansson-dev python3 curl gnuplot-nox groff-base shellcheck wrk)
 
 install_deps() {
     local missing=()

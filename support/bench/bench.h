@@ -33,6 +33,9 @@ uint64_t cr_hist_quantile(const cr_hist *h, double q);
 
 /* ---- the load generator (loadgen.c) ---- */
 
+/* CLOCK_MONOTONIC in microseconds. */
+uint64_t cr_now_us(void);
+
 /* What one client connection does. */
 typedef enum cr_load_kind {
     CR_LOAD_KEEPALIVE, /* requests back to back on one connection */
@@ -86,6 +89,37 @@ cr_idle_set *cr_idle_open(const char *host, unsigned port, const char *path, int
 int cr_idle_held(const cr_idle_set *s); /* still open and answered */
 void cr_idle_close(cr_idle_set *s);
 
+/* ---- wrk beside the built-in generator (wrk.c) ----
+ * wrk (https://github.com/wg/wrk) run against the same URL, so that the
+ * report can show both generators measure the same throughput. */
+typedef struct cr_wrk_spec {
+    const char *wrk; /* the executable, a path */
+    const char *url;
+    int connections;
+    int threads;
+    int duration_s;
+    int timeout_s;      /* wrk's --timeout: a slower answer is an error */
+    int cpu;            /* pin wrk to this CPU, or -1 */
+    const char *output; /* wrk's own output (stdout and stderr) is kept in this file */
+} cr_wrk_spec;
+
+typedef struct cr_wrk_result {
+    uint64_t requests;     /* "N requests in Xs" */
+    double seconds;        /* the X of it */
+    double requests_per_s; /* its Requests/sec */
+    double lat_ms[4];      /* p50, p75, p90, p99 of its --latency distribution; NaN unknown */
+    uint64_t err_connect, err_read, err_write, err_timeout, err_status;
+    double cpu_s;  /* wrk's own user + system CPU, all its threads */
+    double wall_s; /* from its start to its exit */
+} cr_wrk_result;
+
+extern const double cr_wrk_quantiles[4]; /* 0.5, 0.75, 0.9, 0.99 */
+
+/* Runs wrk and reads its figures; 0, or -1 with a message on stderr (it
+ * could not start, failed, hung past duration + 10 s and was killed, or
+ * printed no Requests/sec). */
+int cr_wrk_run(const cr_wrk_spec *spec, cr_wrk_result *out);
+
 /* ---- the server's side (sampler.c) ---- */
 
 /* Figures summed over a process and all its descendants. */
@@ -100,6 +134,29 @@ typedef struct cr_proc_sample {
 
 /* 0, or -1 when pid is gone. */
 int cr_proc_sample_tree(pid_t pid, cr_proc_sample *out);
+
+/* One CPU's time from /proc/stat, in clock ticks: busy (user, nice,
+ * system, irq, softirq, steal) and in all (idle and iowait too). */
+typedef struct cr_core_times {
+    uint64_t busy, total;
+} cr_core_times;
+
+/* 0, or -1 when /proc/stat has no such CPU. */
+int cr_core_times_read(int cpu, cr_core_times *out);
+
+/* What the client and the server used of the machine during one load
+ * generator's run, in percent of one core: the CPU (user + system) of
+ * their own processes and, when they are pinned, how busy their cores
+ * were, which counts the loopback's softirq work and anything else that
+ * ran there too. NaN: unknown. */
+typedef struct cr_cpu_use {
+    double client_pct, server_pct;
+    double client_core_pct, server_core_pct;
+    /* CPU microseconds per response, of the client and of the server: the
+     * client's is what caps the rate one core of it can drive. */
+    double client_us_per_req, server_us_per_req;
+    double server_ctx_per_req; /* context switches of the server's threads per response */
+} cr_cpu_use;
 
 /* ---- one row of the report ---- */
 
@@ -125,6 +182,15 @@ typedef struct cr_bench_row {
      * parsing it, queued for a handler thread, in the handler, writing. */
     bool have_phases;
     double phase_us[5];
+    /* The CPU the built-in generator (its thread) and the server used over
+     * the run, warm-up included: which side was the bottleneck. */
+    cr_cpu_use use;
+    /* --wrk, hello rows: wrk against the same URL right after the built-in
+     * run, and the CPU it and the server used meanwhile. */
+    bool have_wrk;
+    cr_wrk_result wrk;
+    int wrk_threads;
+    cr_cpu_use wrk_use;
 } cr_bench_row;
 
 typedef struct cr_bench_report {

@@ -95,7 +95,7 @@ static void cr_client_on_event(evutil_socket_t fd, short what, void *arg);
 static void cr_client_start(cr_client *cl);
 static void cr_client_send(cr_client *cl);
 
-static uint64_t cr_now_us(void)
+uint64_t cr_now_us(void)
 {
     struct timespec ts;
 
@@ -144,8 +144,9 @@ static void cr_due_push(cr_loadgen *lg, uint64_t due)
 /* ---- a client's connection ---- */
 
 /* Watches the connection for what; a no-op when it already does, so that
- * a keep-alive client costs one epoll_wait per request and no epoll_ctl,
- * as with wrk: the generator must not be the bottleneck it measures. */
+ * a keep-alive client costs one epoll_wait per request and no epoll_ctl
+ * (wrk re-arms EPOLLOUT for every request: two epoll_ctl more): the
+ * generator must not be the bottleneck it measures. */
 static void cr_client_watch(cr_client *cl, short what)
 {
     if (cl->watching == what && event_pending(&cl->ev, what, NULL))

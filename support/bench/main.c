@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -54,6 +55,7 @@ typedef struct cr_options {
     const char *corral;
     unsigned port;
     bool pin;
+    const char *wrk; /* --wrk: as given ("wrk" without a path), then the executable found */
     cr_target ext[CR_BENCH_MAX_TARGETS];
     int next;
 } cr_options;
@@ -99,7 +101,10 @@ static void cr_usage(FILE *f)
         "                            bench-results)\n"
         "  --corral PATH             the corral binary (default: beside corral-bench)\n"
         "  --port P                  first port for the servers started here (18400)\n"
-        "  --no-pin                  do not pin the server to CPU 0 and the clients to the last\n");
+        "  --no-pin                  do not pin the server to CPU 0 and the clients to the last\n"
+        "  --wrk[=PATH]              after each target's hello run, run wrk (PATH, default wrk\n"
+        "                            from PATH) on the same URL with the same connections,\n"
+        "                            duration, one thread and CPU, and report both side by side\n");
 }
 
 /* ---- options ---- */
@@ -134,6 +139,34 @@ static int cr_parse_target(cr_options *o, const char *arg)
     return 0;
 }
 
+static bool cr_list_has(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = list; p != NULL && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+/* --wrk compares closed-loop throughput of the hello scenario: wrk has
+ * no open loop to set against --rate. */
+static int cr_check_wrk(const cr_options *o)
+{
+    if (o->wrk == NULL)
+        return 0;
+    if (!cr_list_has(o->scenarios, "hello")) {
+        fprintf(stderr, "corral-bench: --wrk runs beside the hello scenario: add hello to "
+                        "--scenario\n");
+        return -1;
+    }
+    if (o->rate > 0) {
+        fprintf(stderr, "corral-bench: --wrk compares closed loops: not with --rate\n");
+        return -1;
+    }
+    return 0;
+}
+
 static int cr_parse_args(int argc, char **argv, cr_options *o)
 {
     static const struct option longs[] = {{"mpm", 1, 0, 'm'},
@@ -151,6 +184,7 @@ static int cr_parse_args(int argc, char **argv, cr_options *o)
                                           {"corral", 1, 0, 'C'},
                                           {"port", 1, 0, 'p'},
                                           {"no-pin", 0, 0, 'n'},
+                                          {"wrk", 2, 0, 'K'},
                                           {"help", 0, 0, 'h'},
                                           {0, 0, 0, 0}};
     int ch;
@@ -199,6 +233,9 @@ static int cr_parse_args(int argc, char **argv, cr_options *o)
         case 'n':
             o->pin = false;
             break;
+        case 'K':
+            o->wrk = optarg != NULL ? optarg : "wrk";
+            break;
         case 't':
             if (cr_parse_target(o, optarg) != 0) {
                 fprintf(stderr,
@@ -223,17 +260,7 @@ static int cr_parse_args(int argc, char **argv, cr_options *o)
     }
     if (o->backend_connections <= 0)
         o->backend_connections = o->workers * 10;
-    return 0;
-}
-
-static bool cr_list_has(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-
-    for (const char *p = list; p != NULL && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
-        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0'))
-            return true;
-    return false;
+    return cr_check_wrk(o);
 }
 
 /* ---- starting corral ---- */
@@ -324,6 +351,15 @@ static int cr_write_config(const cr_options *o, const char *mpm, const char *dir
     snprintf(t->config, sizeof(t->config), "mpm = \"%s\"; %s access log off", mpm, budget);
     snprintf(path, sizeof(path), "%s/corral.conf", dir);
     return cr_write_file(path, text, (size_t)n);
+}
+
+/* The CPU of the clients (the built-in generator and wrk alike) when
+ * pinning, else -1: the last one, the server having CPU 0. */
+static int cr_client_cpu(const cr_options *o)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    return o->pin && n >= 2 ? (int)n - 1 : -1;
 }
 
 static void cr_pin(pid_t pid, int cpu)
@@ -472,33 +508,74 @@ static void cr_run_tick(void *arg)
         r->row->peak = s;
 }
 
-/* The server's own request count (mod_status "Total Accesses"), or -1. */
-static int64_t cr_server_count(cr_target *t)
-{
-    char body[65536];
-    const char *p;
+/* One read of mod_status's ?auto: the server's own request count and,
+ * when it reports them, the microseconds its counted requests spent in
+ * each phase, totalled since it started. */
+typedef struct cr_status_read {
+    int64_t count; /* Total Accesses; -1 unknown */
+    bool have_phases;
+    double phase_us[5];
+} cr_status_read;
 
-    if (t->has_status)
-        t->status_reads++;
-    if (!t->has_status ||
-        cr_http_get(t->host, t->port, "/server-status?auto", body, sizeof(body)) != 200)
-        return -1;
-    p = strstr(body, "Total Accesses:");
-    return p != NULL ? atoll(p + 15) : -1;
+/* The ?auto keys of the phases, in the order of cr_bench_phase_names. */
+static const char *const cr_phase_keys[5] = {"PhaseWaitUs", "PhaseReadUs", "PhaseQueueUs",
+                                             "PhaseHandlerUs", "PhaseWriteUs"};
+
+/* The number N of a line `key: N` of a ?auto body. */
+static bool cr_auto_field(const char *body, const char *key, unsigned long long *v)
+{
+    size_t n = strlen(key);
+
+    for (const char *p = body; p != NULL; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        char *end;
+
+        if (strncmp(p, key, n) != 0 || p[n] != ':')
+            continue;
+        errno = 0;
+        *v = strtoull(p + n + 1, &end, 10);
+        return end != p + n + 1 && errno == 0;
+    }
+    return false;
 }
 
-/* The server's count once it stopped moving (but for our own status
- * requests): requests of an earlier run still trickling in (a client that
- * gave up leaves its request behind) must not land in this one's count. */
-static int64_t cr_server_count_settled(cr_target *t)
+/* Reads the status once (one request gives the count and the phases
+ * together, so the two always describe the same requests); the count, or
+ * -1. A server that does not report the phases leaves have_phases false. */
+static int64_t cr_server_read(cr_target *t, cr_status_read *s)
 {
-    int64_t last = cr_server_count(t);
+    char body[65536];
+    unsigned long long v;
+
+    memset(s, 0, sizeof(*s));
+    s->count = -1;
+    if (!t->has_status)
+        return -1;
+    t->status_reads++;
+    if (cr_http_get(t->host, t->port, "/server-status?auto", body, sizeof(body)) != 200 ||
+        !cr_auto_field(body, "Total Accesses", &v))
+        return -1;
+    s->count = (int64_t)v;
+    s->have_phases = true;
+    for (int i = 0; i < 5; i++) {
+        s->have_phases &= cr_auto_field(body, cr_phase_keys[i], &v);
+        s->phase_us[i] = (double)v;
+    }
+    return s->count;
+}
+
+/* The server's status once its count stopped moving (but for our own
+ * status requests): requests of an earlier run still trickling in (a
+ * client that gave up leaves its request behind) must not land in this
+ * one's count. */
+static int64_t cr_server_read_settled(cr_target *t, cr_status_read *s)
+{
+    int64_t last = cr_server_read(t, s);
 
     for (int i = 0; last >= 0 && i < 30; i++) {
         int64_t now;
 
         usleep(100 * 1000);
-        now = cr_server_count(t);
+        now = cr_server_read(t, s);
         if (now < 0 || now == last + 1)
             return now;
         last = now;
@@ -519,6 +596,129 @@ static void *cr_slow_main(void *arg)
 
     cr_load_run(&s->spec, &s->result);
     return NULL;
+}
+
+/* The mean microseconds per request in each phase between two reads of
+ * the status. The totals cover exactly the requests Total Accesses
+ * counts (a request is counted, and its times added, once it is
+ * answered), so the mean divides by the count's own delta: the requests
+ * of the run plus our status reads in between (a few, against hundreds
+ * or more), but not the read that returned `after` (answered, not yet
+ * counted, when it printed the figures). The same holds in the idle and
+ * slow scenarios, where requests of ours may still be counted later and
+ * server_requests is left unknown: the means are exact for the requests
+ * that were counted. */
+static void cr_run_phases(cr_bench_row *row, const cr_status_read *before,
+                          const cr_status_read *after)
+{
+    int64_t n = after->count - before->count;
+    double mean[5];
+
+    if (!before->have_phases || !after->have_phases || before->count < 0 || n <= 0)
+        return;
+    for (int i = 0; i < 5; i++) {
+        double d = after->phase_us[i] - before->phase_us[i];
+
+        /* Totals that went back: the server restarted in between. */
+        if (d < 0)
+            return;
+        mean[i] = d / (double)n;
+    }
+    memcpy(row->phase_us, mean, sizeof(mean));
+    row->have_phases = true;
+}
+
+/* The server's count and phases after the run, against those before. */
+static void cr_run_server_status(cr_target *t, const cr_scenario *sc, cr_bench_row *row,
+                                 const cr_status_read *before, uint64_t reads0)
+{
+    cr_status_read after;
+
+    row->server_requests = -1;
+    if (before->count < 0 || cr_server_read_settled(t, &after) < 0)
+        return;
+    cr_run_phases(row, before, &after);
+    /* Idle and slow clients may leave requests the server counts later. */
+    if (strcmp(sc->row, "idle") == 0 || strcmp(sc->row, "slow") == 0)
+        return;
+    /* Less our status requests the server counted in between: each is
+     * counted once answered, so the last one is not in after.count. */
+    row->server_requests = after.count - before->count - (int64_t)(t->status_reads - reads0);
+}
+
+static double cr_thread_cpu_s(void)
+{
+    struct rusage ru;
+
+    if (getrusage(RUSAGE_THREAD, &ru) != 0) {
+        fprintf(stderr, "corral-bench: getrusage: %s\n", strerror(errno));
+        return NAN;
+    }
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static double cr_mono_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* What the client and the server use of the machine over a run. */
+typedef struct cr_meter {
+    double wall0, thread_cpu0;
+    bool have_server;
+    cr_proc_sample server0;
+    int cores[2]; /* the client's and the server's CPU when pinned, else -1 */
+    bool have_cores;
+    cr_core_times core0[2];
+} cr_meter;
+
+static void cr_meter_start(cr_meter *m, const cr_options *o, const cr_target *t)
+{
+    m->cores[0] = cr_client_cpu(o);
+    m->cores[1] = m->cores[0] >= 0 && t->ours ? 0 : -1;
+    m->have_cores = m->cores[0] >= 0 && cr_core_times_read(m->cores[0], &m->core0[0]) == 0 &&
+                    (m->cores[1] < 0 || cr_core_times_read(m->cores[1], &m->core0[1]) == 0);
+    m->have_server = t->pid > 0 && cr_proc_sample_tree(t->pid, &m->server0) == 0;
+    m->thread_cpu0 = cr_thread_cpu_s();
+    m->wall0 = cr_mono_s();
+}
+
+static double cr_meter_core_pct(const cr_meter *m, int i)
+{
+    cr_core_times now;
+
+    if (!m->have_cores || m->cores[i] < 0 || cr_core_times_read(m->cores[i], &now) != 0 ||
+        now.total <= m->core0[i].total)
+        return NAN;
+    return 100.0 * (double)(now.busy - m->core0[i].busy) / (double)(now.total - m->core0[i].total);
+}
+
+/* The figures since cr_meter_start, for `requests` responses. The
+ * client is wrk when given, else this thread: the built-in generator
+ * (with the sampling of the server it does every 250 ms). */
+static void cr_meter_stop(const cr_meter *m, const cr_target *t, const cr_wrk_result *wrk,
+                          uint64_t requests, cr_cpu_use *use)
+{
+    double wall = cr_mono_s() - m->wall0, n = requests > 0 ? (double)requests : NAN;
+    double client_s = wrk != NULL ? wrk->cpu_s : cr_thread_cpu_s() - m->thread_cpu0;
+    double server_s = NAN, server_ctx = NAN;
+    cr_proc_sample now;
+
+    if (m->have_server && cr_proc_sample_tree(t->pid, &now) == 0) {
+        server_s = now.cpu_s - m->server0.cpu_s;
+        server_ctx = (double)now.ctx_switches - (double)m->server0.ctx_switches;
+    }
+    use->client_pct = 100.0 * client_s / wall;
+    use->server_pct = 100.0 * server_s / wall;
+    use->client_core_pct = cr_meter_core_pct(m, 0);
+    use->server_core_pct = cr_meter_core_pct(m, 1);
+    use->client_us_per_req = client_s * 1e6 / n;
+    use->server_us_per_req = server_s * 1e6 / n;
+    use->server_ctx_per_req = server_ctx / n;
 }
 
 static void cr_run_figures(cr_bench_row *row, int idle_held)
@@ -552,7 +752,8 @@ static int cr_run_one(const cr_options *o, cr_target *t, const cr_scenario *sc, 
                          .tick_arg = &run};
     cr_idle_set *idle = NULL;
     cr_slow_load slow;
-    int64_t count0;
+    cr_status_read st0;
+    cr_meter meter;
     uint64_t reads0;
     int rc;
 
@@ -563,7 +764,7 @@ static int cr_run_one(const cr_options *o, cr_target *t, const cr_scenario *sc, 
     snprintf(path, sizeof(path), sc->path, o->backend_ms);
     if (strncmp(sc->row, "backend", 7) == 0)
         spec.connections = o->backend_connections;
-    count0 = cr_server_count_settled(t);
+    cr_server_read_settled(t, &st0);
     reads0 = t->status_reads;
     row->have_server = t->pid > 0 && cr_proc_sample_tree(t->pid, &row->before) == 0;
     row->peak = row->before;
@@ -582,7 +783,9 @@ static int cr_run_one(const cr_options *o, cr_target *t, const cr_scenario *sc, 
         if (pthread_create(&slow.thread, NULL, cr_slow_main, &slow) != 0)
             return -1;
     }
+    cr_meter_start(&meter, o, t);
     rc = cr_load_run(&spec, &row->load);
+    cr_meter_stop(&meter, t, NULL, row->load.requests_total, &row->use);
     if (strcmp(sc->row, "slow") == 0)
         pthread_join(slow.thread, NULL);
     fprintf(stderr, "\n");
@@ -593,16 +796,91 @@ static int cr_run_one(const cr_options *o, cr_target *t, const cr_scenario *sc, 
     if (row->have_server)
         row->have_server = cr_proc_sample_tree(t->pid, &row->after) == 0;
     cr_run_figures(row, row->load.idle_held);
-    row->server_requests = -1;
-    if (count0 >= 0 && strcmp(sc->row, "idle") != 0 && strcmp(sc->row, "slow") != 0) {
-        int64_t count1 = cr_server_count_settled(t);
-
-        /* Less our status requests the server counted in between: each
-         * is counted once answered, so the last one is not in count1. */
-        if (count1 >= 0)
-            row->server_requests = count1 - count0 - (int64_t)(t->status_reads - reads0);
-    }
+    cr_run_server_status(t, sc, row, &st0, reads0);
     return rc;
+}
+
+/* ---- wrk beside the built-in generator ---- */
+
+/* The executable a --wrk names: a path as it is, a bare name searched in
+ * $PATH; NULL (and a message) when there is none. */
+static char *cr_find_program(const char *name)
+{
+    const char *path = getenv("PATH");
+    struct stat st;
+    char *file;
+
+    if (strchr(name, '/') != NULL) {
+        if (stat(name, &st) == 0 && S_ISREG(st.st_mode) && access(name, X_OK) == 0)
+            return strdup(name);
+        fprintf(stderr, "corral-bench: --wrk=%s: not an executable file\n", name);
+        return NULL;
+    }
+    for (const char *p = path ? path : "/usr/bin:/bin"; p != NULL;
+         p = strchr(p, ':') ? strchr(p, ':') + 1 : NULL) {
+        int len = (int)strcspn(p, ":");
+
+        /* An empty entry is the current folder. */
+        if (asprintf(&file, "%.*s/%s", len ? len : 1, len ? p : ".", name) < 0)
+            return NULL;
+        if (stat(file, &st) == 0 && S_ISREG(st.st_mode) && access(file, X_OK) == 0)
+            return file;
+        free(file);
+    }
+    fprintf(stderr,
+            "corral-bench: --wrk: %s is not installed (apt-get install wrk) or not in "
+            "PATH; give its path with --wrk=PATH\n",
+            name);
+    return NULL;
+}
+
+/* Where wrk's own output is kept: OUT/wrk-TARGET.txt, the target's name
+ * reduced to characters safe in a file name. */
+static void cr_wrk_output(const cr_options *o, const cr_target *t, char *path, size_t cap)
+{
+    char name[sizeof(t->name)];
+    size_t i;
+
+    for (i = 0; t->name[i] && i < sizeof(name) - 1; i++)
+        name[i] = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_",
+                         t->name[i]) != NULL
+                      ? t->name[i]
+                      : '_';
+    name[i] = '\0';
+    snprintf(path, cap, "%s/wrk-%s.txt", o->out, name);
+}
+
+/* --wrk: wrk against the URL of the hello run just done, with the budget
+ * of the built-in generator: the same connections, the same duration,
+ * and the same client CPU, one thread (the built-in generator is one
+ * libevent thread) pinned where it is pinned. The server is warm from
+ * the run just before, so wrk's -d is all measured time. */
+static int cr_run_wrk(const cr_options *o, cr_target *t, cr_bench_row *row)
+{
+    char url[160], output[4096];
+    bool v6 = strchr(t->host, ':') != NULL;
+    cr_wrk_spec spec = {.wrk = o->wrk,
+                        .url = url,
+                        .connections = o->connections,
+                        .threads = 1,
+                        .duration_s = o->duration,
+                        .timeout_s = 5,
+                        .cpu = cr_client_cpu(o),
+                        .output = output};
+    cr_meter meter;
+
+    snprintf(url, sizeof(url), "http://%s%s%s:%u/hello", v6 ? "[" : "", t->host, v6 ? "]" : "",
+             t->port);
+    cr_wrk_output(o, t, output, sizeof(output));
+    fprintf(stderr, "[%s] hello (wrk)  %d s, %d connections, %d thread: %s\n", t->name,
+            spec.duration_s, spec.connections, spec.threads, output);
+    cr_meter_start(&meter, o, t);
+    if (cr_wrk_run(&spec, &row->wrk) != 0)
+        return -1;
+    cr_meter_stop(&meter, t, &row->wrk, row->wrk.requests, &row->wrk_use);
+    row->have_wrk = true;
+    row->wrk_threads = spec.threads;
+    return 0;
 }
 
 /* ---- all of it ---- */
@@ -660,6 +938,9 @@ static int cr_bench_target(const cr_options *o, cr_target *t, cr_bench_report *r
         if (cr_run_one(o, t, sc, &rep->rows[rep->nrows]) != 0)
             return -1;
         rep->nrows++;
+        if (o->wrk != NULL && strcmp(sc->row, "hello") == 0 &&
+            cr_run_wrk(o, t, &rep->rows[rep->nrows - 1]) != 0)
+            return -1;
     }
     return 0;
 }
@@ -699,11 +980,13 @@ int main(int argc, char **argv)
                     .port = 18400,
                     .pin = true};
     cr_bench_report rep = {0};
-    char *corral = NULL, *out_abs = NULL;
+    char *corral = NULL, *out_abs = NULL, *wrk = NULL;
     size_t max_rows;
     int status = 1, index = 0;
 
     if (cr_parse_args(argc, argv, &o) != 0)
+        return 2;
+    if (o.wrk != NULL && (o.wrk = wrk = cr_find_program(o.wrk)) == NULL)
         return 2;
     corral = o.corral ? strdup(o.corral) : cr_default_corral(argv[0]);
     o.corral = corral;
@@ -741,8 +1024,8 @@ int main(int argc, char **argv)
     rep.duration_s = o.duration;
     rep.connections = o.connections;
     rep.workers = o.workers;
-    if (o.pin && sysconf(_SC_NPROCESSORS_ONLN) >= 2)
-        cr_pin(0, (int)sysconf(_SC_NPROCESSORS_ONLN) - 1);
+    if (cr_client_cpu(&o) >= 0)
+        cr_pin(0, cr_client_cpu(&o));
     for (const char *p = o.mpms; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
         char mpm[32];
         cr_target t;
@@ -771,5 +1054,6 @@ done:
     free(rep.rows);
     free(corral);
     free(out_abs);
+    free(wrk);
     return status;
 }

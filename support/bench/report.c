@@ -125,6 +125,38 @@ static double cr_phase_pct(const cr_bench_row *r, int i)
     return 100.0 * r->phase_us[i] / total;
 }
 
+/* A figure of cr_cpu_use; NaN when unknown (or nonsense). */
+static double cr_pct(double v)
+{
+    return isfinite(v) && v >= 0 ? v : NAN;
+}
+
+/* A figure of the CPU use of wrk's run, when there was one. */
+static double cr_wrk_pct(const cr_bench_row *r, double v)
+{
+    return r->have_wrk ? cr_pct(v) : NAN;
+}
+
+static double cr_wrk_rps(const cr_bench_row *r)
+{
+    return r->have_wrk ? r->wrk.requests_per_s : NAN;
+}
+
+/* wrk's throughput over the built-in generator's: 1 when they agree. */
+static double cr_wrk_ratio(const cr_bench_row *r)
+{
+    double builtin = cr_rps(r), wrk = cr_wrk_rps(r);
+
+    if (!(builtin > 0) || !isfinite(wrk))
+        return NAN;
+    return wrk / builtin;
+}
+
+static double cr_wrk_lat_ms(const cr_bench_row *r, int k)
+{
+    return r->have_wrk ? r->wrk.lat_ms[k] : NAN;
+}
+
 /* ---- walking the rows ---- */
 
 /* Whether row i is the first of its scenario (by_target: of its target), so
@@ -160,6 +192,7 @@ typedef struct cr_scen {
     bool idle;         /* the idle columns */
     bool phases;       /* some target has phase counters: the second table */
     bool server_count; /* some target has its own request count */
+    bool wrk;          /* some target was measured with wrk too: the third table */
 } cr_scen;
 
 static void cr_scen_get(const cr_bench_report *rep, const char *name, cr_scen *sc)
@@ -173,6 +206,7 @@ static void cr_scen_get(const cr_bench_report *rep, const char *name, cr_scen *s
         sc->idle |= cr_row_idle(r);
         sc->phases |= r->have_phases;
         sc->server_count |= r->server_requests >= 0;
+        sc->wrk |= r->have_wrk;
     }
 }
 
@@ -403,6 +437,66 @@ static void cr_phase_row(cr_table *t, const cr_scen *sc, const cr_bench_row *r)
     cr_col_num(t, "total µs", cr_phase_total(r), 1);
 }
 
+/* Which pinned core was saturated during a run (95% busy or more): the
+ * side that capped the throughput; "-" when the cores are unknown. */
+static const char *cr_saturated(const cr_cpu_use *u)
+{
+    bool client = u->client_core_pct >= 95, server = u->server_core_pct >= 95;
+
+    if (!isfinite(u->client_core_pct) || !isfinite(u->server_core_pct))
+        return "-";
+    return client && server ? "both" : client ? "client" : server ? "server" : "neither";
+}
+
+/* "a / b", either "-" when unknown. */
+static void cr_col_pair(cr_table *t, const char *head, double a, double b, int decimals)
+{
+    char x[32] = "-", y[32] = "-";
+
+    if (isfinite(a))
+        snprintf(x, sizeof x, "%.*f", decimals, a);
+    if (isfinite(b))
+        snprintf(y, sizeof y, "%.*f", decimals, b);
+    cr_col(t, head, true, "%s / %s", x, y);
+}
+
+/* The built-in generator beside wrk, on the same target and URL; a pair
+ * "a / b" is the built-in's figure and wrk's. wrk's distribution has no
+ * p99.9: the two share p50 and p99. */
+static void cr_wrk_row(cr_table *t, const cr_scen *sc, const cr_bench_row *r)
+{
+    const cr_wrk_result *w = &r->wrk;
+
+    (void)sc;
+    t->n = 0;
+    cr_col(t, "target", false, "%s", r->target);
+    cr_col_num(t, "built-in req/s", cr_rps(r), 0);
+    cr_col_num(t, "wrk req/s", cr_wrk_rps(r), 0);
+    cr_col_num(t, "wrk ÷ built-in", cr_wrk_ratio(r), 3);
+    cr_col_pair(t, "p50 ms", cr_lat_ms(r, 0.5), cr_wrk_lat_ms(r, 0), 2);
+    cr_col_pair(t, "p99 ms", cr_lat_ms(r, 0.99), cr_wrk_lat_ms(r, 3), 2);
+    if (r->have_wrk)
+        cr_col(t, "wrk errors c/r/w/t/s", true,
+               "%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64, w->err_connect,
+               w->err_read, w->err_write, w->err_timeout, w->err_status);
+    else
+        cr_col(t, "wrk errors c/r/w/t/s", true, "-");
+    cr_col_pair(t, "client µs/req", cr_pct(r->use.client_us_per_req),
+                cr_wrk_pct(r, r->wrk_use.client_us_per_req), 1);
+    cr_col_pair(t, "client CPU %", cr_pct(r->use.client_pct), cr_wrk_pct(r, r->wrk_use.client_pct),
+                0);
+    cr_col_pair(t, "client core %", cr_pct(r->use.client_core_pct),
+                cr_wrk_pct(r, r->wrk_use.client_core_pct), 0);
+    cr_col_pair(t, "server µs/req", cr_pct(r->use.server_us_per_req),
+                cr_wrk_pct(r, r->wrk_use.server_us_per_req), 1);
+    cr_col_pair(t, "server core %", cr_pct(r->use.server_core_pct),
+                cr_wrk_pct(r, r->wrk_use.server_core_pct), 0);
+    cr_col_pair(t, "server ctx sw/req", cr_pct(r->use.server_ctx_per_req),
+                cr_wrk_pct(r, r->wrk_use.server_ctx_per_req), 2);
+    cr_col(t, "saturated core", false, "%s / %s", cr_saturated(&r->use),
+           r->have_wrk ? cr_saturated(&r->wrk_use) : "-");
+}
+
 /* How a format prints headings and tables. */
 typedef struct cr_fmt {
     void (*title)(FILE *f, int level, const char *name, const char *suffix);
@@ -440,10 +534,14 @@ static void cr_emit_scenarios(const cr_bench_report *rep, FILE *f, const cr_fmt 
         cr_scen_get(rep, rep->rows[i].scenario, &sc);
         fmt->title(f, 2, sc.name, "");
         cr_emit_table(rep, f, fmt, &sc, cr_main_row);
-        if (!sc.phases)
-            continue;
-        fmt->title(f, 3, sc.name, ": where the time goes (µs per request)");
-        cr_emit_table(rep, f, fmt, &sc, cr_phase_row);
+        if (sc.phases) {
+            fmt->title(f, 3, sc.name, ": where the time goes (µs per request)");
+            cr_emit_table(rep, f, fmt, &sc, cr_phase_row);
+        }
+        if (sc.wrk) {
+            fmt->title(f, 3, sc.name, ": the built-in generator beside wrk (built-in / wrk)");
+            cr_emit_table(rep, f, fmt, &sc, cr_wrk_row);
+        }
     }
 }
 
@@ -459,7 +557,10 @@ static const char *cr_target_config(const cr_bench_report *rep, const char *targ
 static const char cr_legend[] =
     "Latency in ms; errors are connect/read/timeout/status; CPU is the server's (the whole "
     "process tree) per 1000 requests; PSS, RSS and procs/threads at the memory peak; ctx sw/req: "
-    "context switches per request; -: unknown.";
+    "context switches per request; -: unknown. Beside wrk: the same URL, connections, duration "
+    "and client CPU; CPU % is the share of one core the client (load generator) and the server "
+    "processes used during each one's run, core % how busy their pinned cores were (loopback "
+    "softirq work and anything else running there included).";
 
 /* ---- markdown ---- */
 
@@ -730,6 +831,68 @@ static json_t *cr_json_phases(const cr_bench_row *r)
     return cr_jdone(o, bad);
 }
 
+static json_t *cr_json_use(const cr_cpu_use *u)
+{
+    json_t *o = json_object();
+    int bad = 0;
+
+    bad |= json_object_set_new(o, "client_cpu_pct", cr_jnum(cr_pct(u->client_pct)));
+    bad |= json_object_set_new(o, "client_core_pct", cr_jnum(cr_pct(u->client_core_pct)));
+    bad |= json_object_set_new(o, "server_cpu_pct", cr_jnum(cr_pct(u->server_pct)));
+    bad |= json_object_set_new(o, "server_core_pct", cr_jnum(cr_pct(u->server_core_pct)));
+    bad |= json_object_set_new(o, "client_us_per_request", cr_jnum(cr_pct(u->client_us_per_req)));
+    bad |= json_object_set_new(o, "server_us_per_request", cr_jnum(cr_pct(u->server_us_per_req)));
+    bad |= json_object_set_new(o, "server_ctx_switches_per_request",
+                               cr_jnum(cr_pct(u->server_ctx_per_req)));
+    return cr_jdone(o, bad);
+}
+
+static json_t *cr_json_wrk_latency(const cr_bench_row *r)
+{
+    static const char *const keys[4] = {"p50_ms", "p75_ms", "p90_ms", "p99_ms"};
+    json_t *o = json_object();
+    int bad = 0;
+
+    for (int k = 0; k < 4; k++)
+        bad |= json_object_set_new(o, keys[k], cr_jnum(cr_wrk_lat_ms(r, k)));
+    return cr_jdone(o, bad);
+}
+
+static json_t *cr_json_wrk_errors(const cr_wrk_result *w)
+{
+    json_t *o = json_object();
+    int bad = 0;
+
+    bad |= json_object_set_new(o, "connect", cr_juint(w->err_connect));
+    bad |= json_object_set_new(o, "read", cr_juint(w->err_read));
+    bad |= json_object_set_new(o, "write", cr_juint(w->err_write));
+    bad |= json_object_set_new(o, "timeout", cr_juint(w->err_timeout));
+    bad |= json_object_set_new(o, "status", cr_juint(w->err_status));
+    return cr_jdone(o, bad);
+}
+
+static json_t *cr_json_wrk(const cr_bench_row *r)
+{
+    const cr_wrk_result *w = &r->wrk;
+    json_t *o;
+    int bad = 0;
+
+    if (!r->have_wrk)
+        return json_null();
+    o = json_object();
+    bad |= json_object_set_new(o, "threads", json_integer(r->wrk_threads));
+    bad |= json_object_set_new(o, "seconds", cr_jnum(w->seconds));
+    bad |= json_object_set_new(o, "requests", cr_juint(w->requests));
+    bad |= json_object_set_new(o, "requests_per_s", cr_jnum(w->requests_per_s));
+    bad |= json_object_set_new(o, "ratio_to_builtin", cr_jnum(cr_wrk_ratio(r)));
+    bad |= json_object_set_new(o, "latency", cr_json_wrk_latency(r));
+    bad |= json_object_set_new(o, "errors", cr_json_wrk_errors(w));
+    bad |= json_object_set_new(o, "cpu_s", cr_jnum(w->cpu_s));
+    bad |= json_object_set_new(o, "wall_s", cr_jnum(w->wall_s));
+    bad |= json_object_set_new(o, "cpu_use", cr_json_use(&r->wrk_use));
+    return cr_jdone(o, bad);
+}
+
 static json_t *cr_json_row(const cr_bench_row *r)
 {
     const cr_load_result *l = &r->load;
@@ -751,6 +914,8 @@ static json_t *cr_json_row(const cr_bench_row *r)
                                r->server_requests < 0 ? json_null()
                                                       : json_integer(r->server_requests));
     bad |= json_object_set_new(o, "phases", cr_json_phases(r));
+    bad |= json_object_set_new(o, "cpu_use", cr_json_use(&r->use));
+    bad |= json_object_set_new(o, "wrk", cr_json_wrk(r));
     bad |= json_object_set_new(o, "idle_wanted", json_integer(r->idle_wanted));
     bad |= json_object_set_new(o, "idle_held", json_integer(l->idle_held));
     bad |= json_object_set_new(o, "idle_kb_per_conn", cr_jnum(cr_idle_kb(r)));
@@ -861,6 +1026,49 @@ static void cr_csv_phases(cr_csv *c, const cr_bench_row *r)
     cr_csv_num(c, "phase_total_us", cr_phase_total(r));
 }
 
+static void cr_csv_use(cr_csv *c, const char *prefix, const cr_cpu_use *u, bool known)
+{
+    static const char *const names[7] = {"client_cpu_pct",
+                                         "client_core_pct",
+                                         "server_cpu_pct",
+                                         "server_core_pct",
+                                         "client_us_per_request",
+                                         "server_us_per_request",
+                                         "server_ctx_switches_per_request"};
+    double v[7] = {u->client_pct,        u->client_core_pct,   u->server_pct,
+                   u->server_core_pct,   u->client_us_per_req, u->server_us_per_req,
+                   u->server_ctx_per_req};
+    char name[64];
+
+    for (int i = 0; i < 7; i++) {
+        snprintf(name, sizeof name, "%s%s", prefix, names[i]);
+        cr_csv_num(c, name, known ? cr_pct(v[i]) : NAN);
+    }
+}
+
+static void cr_csv_wrk(cr_csv *c, const cr_bench_row *r)
+{
+    static const char *const lat[4] = {"wrk_p50_ms", "wrk_p75_ms", "wrk_p90_ms", "wrk_p99_ms"};
+    const cr_wrk_result *w = &r->wrk;
+    bool k = r->have_wrk;
+
+    cr_csv_use(c, "", &r->use, true);
+    cr_csv_num(c, "wrk_requests", k ? (double)w->requests : NAN);
+    cr_csv_num(c, "wrk_seconds", k ? w->seconds : NAN);
+    cr_csv_num(c, "wrk_requests_per_s", cr_wrk_rps(r));
+    cr_csv_num(c, "wrk_ratio_to_builtin", cr_wrk_ratio(r));
+    for (int i = 0; i < 4; i++)
+        cr_csv_num(c, lat[i], cr_wrk_lat_ms(r, i));
+    cr_csv_num(c, "wrk_err_connect", k ? (double)w->err_connect : NAN);
+    cr_csv_num(c, "wrk_err_read", k ? (double)w->err_read : NAN);
+    cr_csv_num(c, "wrk_err_write", k ? (double)w->err_write : NAN);
+    cr_csv_num(c, "wrk_err_timeout", k ? (double)w->err_timeout : NAN);
+    cr_csv_num(c, "wrk_err_status", k ? (double)w->err_status : NAN);
+    cr_csv_num(c, "wrk_cpu_s", k ? w->cpu_s : NAN);
+    cr_csv_num(c, "wrk_wall_s", k ? w->wall_s : NAN);
+    cr_csv_use(c, "wrk_", &r->wrk_use, k);
+}
+
 static void cr_csv_line(cr_csv *c, const cr_bench_row *r)
 {
     const cr_load_result *l = &r->load;
@@ -895,6 +1103,7 @@ static void cr_csv_line(cr_csv *c, const cr_bench_row *r)
     cr_csv_uint(c, "idle_wanted", r->idle_wanted > 0 ? (uint64_t)r->idle_wanted : 0);
     cr_csv_uint(c, "idle_held", l->idle_held > 0 ? (uint64_t)l->idle_held : 0);
     cr_csv_num(c, "idle_kb_per_conn", cr_idle_kb(r));
+    cr_csv_wrk(c, r);
     fputs("\r\n", c->f); /* RFC 4180 */
 }
 

@@ -150,3 +150,29 @@ int cr_proc_sample_tree(pid_t pid, cr_proc_sample *out)
     cr_proc_walk(pid, out, 0);
     return out->processes > 0 ? 0 : -1;
 }
+
+int cr_core_times_read(int cpu, cr_core_times *out)
+{
+    char want[16], line[512];
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    int rc = -1;
+
+    if (f == NULL)
+        return -1;
+    snprintf(want, sizeof(want), "cpu%d ", cpu);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, want, strlen(want)) != 0)
+            continue;
+        /* user nice system idle iowait irq softirq steal */
+        if (sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) >= 7) {
+            out->busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+            out->total = out->busy + v[3] + v[4];
+            rc = 0;
+        }
+        break;
+    }
+    fclose(f);
+    return rc;
+}
