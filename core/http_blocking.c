@@ -82,7 +82,7 @@ static void cr_conn_free(cr_conn *c)
  * error, CR_AGAIN nothing yet. */
 static ssize_t cr_conn_read(cr_conn *c, char *into, size_t room)
 {
-    ssize_t n = read(c->fd, into, room);
+    ssize_t n = cr_conn_recv(c, into, room);
 
     if (n >= 0)
         return n;
@@ -169,10 +169,8 @@ static int cr_conn_read_head(cr_conn *c)
         n = cr_conn_read(c, c->buf + c->len, c->cap - c->len);
         if (n == 0 || n == -1)
             return CR_CONN_CLOSE;
-        if (n > 0) {
+        if (n > 0)
             c->len += (size_t)n;
-            cr_conn_mark_first_byte(c);
-        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/tcp.h>
+#include <linux/errqueue.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -185,40 +185,61 @@ bool cr_conn_may_keep_alive(const cr_conn *c)
            c->nrequests + 1 < (unsigned long)cfg->limits.keepalive_requests;
 }
 
-/* How long before `now` the request in the socket's receive queue arrived
- * and was waiting for the connection to be accepted, or 0. TCP_INFO counts
- * in jiffies: each reading is off by up to a tick either way, which
- * averages out over many connections. */
-static int64_t cr_conn_backlog_ns(const cr_conn *c, int64_t now)
+/* The CLOCK_MONOTONIC time of a kernel receive timestamp (CLOCK_REALTIME)
+ * taken `now` (monotonic) ago, or 0 when the message carries none. */
+static int64_t cr_conn_arrival(struct msghdr *msg, int64_t now)
 {
-    struct tcp_info ti;
-    socklen_t len = sizeof(ti);
-    int64_t arrived;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm != NULL; cm = CMSG_NXTHDR(msg, cm)) {
+        struct scm_timestamping ts;
+        struct timespec real;
 
-    if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) {
-        if (errno != EOPNOTSUPP && errno != ENOPROTOOPT)
-            cr_log_errno(CR_LOG_DEBUG, errno, "getsockopt TCP_INFO");
-        return 0;
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPING)
+            continue;
+        memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+        if (ts.ts[0].tv_sec == 0 || clock_gettime(CLOCK_REALTIME, &real) != 0)
+            return 0;
+        return now - ((int64_t)(real.tv_sec - ts.ts[0].tv_sec) * 1000000000 +
+                      (real.tv_nsec - ts.ts[0].tv_nsec));
     }
-    arrived = now - (int64_t)ti.tcpi_last_data_recv * 1000000;
-    return arrived < c->t.wait_from ? c->t.wait_from - arrived : 0;
+    return 0;
 }
 
-void cr_conn_mark_first_byte(cr_conn *c)
+ssize_t cr_conn_recv(cr_conn *c, char *into, size_t room)
 {
+    union {
+        char buf[CMSG_SPACE(sizeof(struct scm_timestamping))];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = {into, room};
+    struct msghdr msg = {.msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = control.buf,
+                         .msg_controllen = sizeof(control.buf)};
+    ssize_t n;
+
     if (c->t.first_byte != 0)
-        return;
-    c->t.first_byte = cr_now_ns();
-    if (c->nrequests == 0 && c->remote_port != 0)
-        c->t.backlog_ns = cr_conn_backlog_ns(c, c->t.first_byte);
+        return read(c->fd, into, room);
+    n = recvmsg(c->fd, &msg, 0);
+    if (n > 0) {
+        c->t.first_byte = cr_now_ns();
+        c->t.arrived = cr_conn_arrival(&msg, c->t.first_byte);
+    }
+    return n;
 }
 
 /* Adds the request's time in each phase to the slot. A boundary the
- * request never reached takes the one before it, so its phase counts 0. */
-static void cr_conn_add_phases(cr_worker_score *w, const cr_conn_times *t)
+ * request never reached takes the one before it, so its phase counts 0.
+ * Bytes that arrived before the server read them were waiting for it, not
+ * for the client: that part of the wait is queueing (the accept queue for
+ * a new connection's first request, a process or an event loop busy with
+ * others); a pipelined request that came during the previous response
+ * only waited from the end of it. */
+static void cr_conn_add_phases(cr_worker_score *w, const cr_conn *c)
 {
+    const cr_conn_times *t = &c->t;
     int64_t mark[CR_PHASES + 1] = {t->wait_from,     t->first_byte,  t->parsed,
                                    t->handler_start, t->handler_end, t->done};
+    int64_t phase[CR_PHASES], arrived = t->arrived;
 
     if (mark[0] == 0)
         mark[0] = t->done;
@@ -226,8 +247,19 @@ static void cr_conn_add_phases(cr_worker_score *w, const cr_conn_times *t)
         if (mark[i] < mark[i - 1])
             mark[i] = mark[i - 1];
     for (int i = 0; i < CR_PHASES; i++)
-        w->phase_ns[i] += (uint64_t)(mark[i + 1] - mark[i]);
-    w->phase_ns[CR_PHASE_QUEUE] += (uint64_t)t->backlog_ns;
+        phase[i] = mark[i + 1] - mark[i];
+    if (arrived != 0 && t->first_byte != 0) {
+        if (arrived < mark[0] && c->nrequests == 0)
+            phase[CR_PHASE_QUEUE] += mark[0] - arrived;
+        if (arrived < mark[0])
+            arrived = mark[0];
+        if (arrived > mark[1])
+            arrived = mark[1];
+        phase[CR_PHASE_WAIT] -= mark[1] - arrived;
+        phase[CR_PHASE_QUEUE] += mark[1] - arrived;
+    }
+    for (int i = 0; i < CR_PHASES; i++)
+        w->phase_ns[i] += (uint64_t)phase[i];
 }
 
 void cr_conn_account(cr_conn *c)
@@ -235,7 +267,7 @@ void cr_conn_account(cr_conn *c)
     cr_worker_score *w = cr_conn_score(c);
 
     c->t.done = cr_now_ns();
-    cr_conn_add_phases(w, &c->t);
+    cr_conn_add_phases(w, c);
     w->requests++;
     w->bytes += c->bytes_sent;
     w->last_used = time(NULL);

@@ -35,7 +35,7 @@ typedef struct cr_conn_times {
     int64_t handler_start; /* a thread entered the handler */
     int64_t handler_end;   /* the response is complete (or suspended and finished) */
     int64_t done;          /* the response written; set by cr_conn_account */
-    int64_t backlog_ns;    /* spent in the kernel's accept queue (first request only) */
+    int64_t arrived;       /* the kernel received those bytes (0: unknown) */
 } cr_conn_times;
 
 static inline int64_t cr_now_ns(void)
@@ -135,12 +135,10 @@ int cr_body_append(cr_conn *c, char **body, size_t *len, size_t *cap, const char
 /* Whether the connection may serve another request after this one. */
 bool cr_conn_may_keep_alive(const cr_conn *c);
 
-/* The first bytes of a request arrived: stamps c->t.first_byte. On the
- * first request of a TCP connection, also how long the request waited in
- * the accept queue before the connection was accepted (TCP_INFO), which is
- * the queueing of a server that takes a connection only when it has a
- * thread for it. */
-void cr_conn_mark_first_byte(cr_conn *c);
+/* read(2) from the client, except that the first read of a request also
+ * stamps c->t.first_byte and, from the kernel's receive timestamp (see
+ * listen.c), c->t.arrived. Returns and sets errno as read does. */
+ssize_t cr_conn_recv(cr_conn *c, char *into, size_t room);
 
 /* Counts the finished request in the scoreboard (its phase times too) and
  * the access log. */

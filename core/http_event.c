@@ -879,7 +879,7 @@ static void cr_ev_on_readable(cr_econn *e)
         }
     }
     cr_ev_read_target(e, &into, &room);
-    n = read(e->fd, into, room);
+    n = cr_conn_recv(e->c, into, room);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
@@ -890,7 +890,6 @@ static void cr_ev_on_readable(cr_econn *e)
         e->c->len += (size_t)n;
     else
         e->c->body_len += (size_t)n;
-    cr_conn_mark_first_byte(e->c);
     cr_ev_on_bytes(e);
 }
 

@@ -29,9 +29,9 @@
 /* The phases of a request, in the order it passes them (see
  * http_conn.h, cr_conn_times); corral/status.h names them for readers. */
 typedef enum cr_phase {
-    CR_PHASE_WAIT,    /* connection open, no byte of the request yet */
+    CR_PHASE_WAIT,    /* for the client: no byte of the request has arrived */
     CR_PHASE_READ,    /* reading and parsing the head and the body */
-    CR_PHASE_QUEUE,   /* read, no thread yet (accept queue, handler pool) */
+    CR_PHASE_QUEUE,   /* for the server: arrived but not read, read but no thread */
     CR_PHASE_HANDLER, /* in the handler, a suspended wait included */
     CR_PHASE_WRITE,   /* the response going out */
     CR_PHASES

@@ -15,13 +15,14 @@
 
 /* Where requests spend their time, in the order they pass the phases. */
 typedef enum cr_status_phase {
-    CR_STATUS_PHASE_WAIT,    /* connection open, no byte of the request yet: from the accept,
-                              * or from the previous response on a kept-alive connection */
-    CR_STATUS_PHASE_READ,    /* from the first byte until head and body are read */
-    CR_STATUS_PHASE_QUEUE,   /* read but no thread yet: the event MPM's handler queue, and for
-                              * every MPM the time a new connection's request sat in the
-                              * kernel's accept queue (a model that accepts only when it has a
-                              * free thread queues there) */
+    CR_STATUS_PHASE_WAIT,    /* waiting for the client: from the accept, or from the previous
+                              * response on a kept-alive connection, until the request's first
+                              * bytes arrived (the kernel's receive timestamp) */
+    CR_STATUS_PHASE_READ,    /* from the first byte read until head and body are read */
+    CR_STATUS_PHASE_QUEUE,   /* waiting for the server: from the bytes' arrival until a thread
+                              * read them (the accept queue, a process or event loop busy with
+                              * others, a thread waking up), and from the request read until
+                              * a handler thread took it (the event MPM's pool queue) */
     CR_STATUS_PHASE_HANDLER, /* in the handler; a suspended request's wait included */
     CR_STATUS_PHASE_WRITE,   /* the response going out, until the socket took all of it */
     CR_STATUS_PHASES

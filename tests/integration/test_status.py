@@ -272,6 +272,52 @@ def test_status_phases(srv):
               "/metrics phase %s: %s (?auto had %d µs)" % (k, v, p1[k]))
 
 
+def one_handler_opts():
+    """A server with one handler slot (and a second process or thread for
+    nothing else than the status page would be a second slot: none)."""
+    return {"prefork": ["mpm_prefork.start=1", "mpm_prefork.min_spare=0",
+                        "mpm_prefork.max_spare=1", "mpm_prefork.max_workers=1"],
+            "worker": ["mpm_worker.processes=1", "mpm_worker.threads=1",
+                       "mpm_worker.min_spare_threads=0", "mpm_worker.max_spare_threads=1",
+                       "mpm_worker.max_workers=1"],
+            "event": ["mpm_event.processes=1", "mpm_event.threads=1"]}[MPM]
+
+
+@test(None)
+def test_status_phases_queue(_):
+    """With one handler slot, a request that comes while another holds it
+    for D ms waits about D ms for it: in the accept queue (prefork, worker,
+    which take a connection only with a free slot) or the handler pool's
+    queue (event). The phase totals count it as queue, not as wait."""
+    d_ms = 300
+    srv = Server(MPM, one_handler_opts(), label="one-slot").start()
+    try:
+        # Connection: close, or a kept-alive connection would hold the slot.
+        close = ["Connection: close"]
+        with Conn(srv.port) as a:
+            a.send(req("/delay?ms=%d" % d_ms, headers=close))
+            time.sleep(0.05)
+            with Conn(srv.port) as b:
+                b.send(req("/delay?ms=%d" % d_ms, headers=close))
+                expect_eq(a.read_response(timeout=5 * SLOW).status, 200, "the first /delay")
+                expect_eq(b.read_response(timeout=5 * SLOW).status, 200, "the second /delay")
+
+        def counted():
+            fields = status_auto(srv)
+            check(int(fields["Total Accesses"]) >= 2, "Total Accesses %s" % fields["Total Accesses"])
+            return auto_phases(fields)
+
+        ph = retry("?auto after two /delay", counted)
+        # The second request waited for the first one's remaining ~250 ms.
+        check(ph["queue"] >= 0.6 * (d_ms - 50) * 1000,
+              "a request that waited for the only slot: %s" % ph)
+        check(ph["handler"] >= 2 * d_ms * 1000, "two %d ms handlers: %s" % (d_ms, ph))
+        check(ph["wait"] < ph["queue"], "the wait for the slot counted as the client's: %s" % ph)
+    finally:
+        srv.stop()
+        srv.cleanup()
+
+
 class _StatusHTML(html.parser.HTMLParser):
     VOID = {"meta", "br", "hr", "img", "link", "input", "col", "area", "base", "wbr"}
 
