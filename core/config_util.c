@@ -85,8 +85,17 @@ static int key_allowed(const char *name, const char *const *allowed)
     return 0;
 }
 
-int cr_config_check_keys(const config_setting_t *settings, const char *const *allowed, char *err,
-                         size_t errlen)
+/* The keys of a route the core reads itself (config.c); a module lists
+ * only its own. */
+static const char *const cr_route_core_keys[] = {"path", "module", "host", NULL};
+
+static int key_allowed_in(const char *name, const char *const *allowed, const char *const *also)
+{
+    return key_allowed(name, allowed) || (also != NULL && key_allowed(name, also));
+}
+
+static int cr_check_keys(const config_setting_t *settings, const char *const *allowed,
+                         const char *const *also, char *err, size_t errlen)
 {
     char origin[300], key[256];
     int i, n;
@@ -101,7 +110,7 @@ int cr_config_check_keys(const config_setting_t *settings, const char *const *al
     for (i = 0; i < n; i++) {
         const config_setting_t *s = config_setting_get_elem(settings, (unsigned)i);
 
-        if (key_allowed(config_setting_name(s), allowed))
+        if (key_allowed_in(config_setting_name(s), allowed, also))
             continue;
         if (err && errlen) {
             setting_origin(s, origin, sizeof(origin));
@@ -111,6 +120,17 @@ int cr_config_check_keys(const config_setting_t *settings, const char *const *al
         return CR_ERROR;
     }
     return CR_OK;
+}
+
+int cr_config_check_keys(const config_setting_t *settings, const char *const *allowed, char *err,
+                         size_t errlen)
+{
+    return cr_check_keys(settings, allowed, NULL, err, errlen);
+}
+
+int cr_route_check_keys(const cr_route_ctx *ctx, const char *const *allowed)
+{
+    return cr_check_keys(ctx->settings, allowed, cr_route_core_keys, ctx->err, ctx->errlen);
 }
 
 char *cr_config_path(const char *dir, const char *path)

@@ -44,11 +44,11 @@ static int cr_delay_parse_mode(const char *s, cr_delay_mode *mode)
 
 static int cr_delay_route_settings(cr_route_ctx *ctx, cr_delay_route *route)
 {
-    static const char *const allowed[] = {"path", "module", "host", "ms", "mode", NULL};
+    static const char *const allowed[] = {"ms", "mode", NULL};
     const config_setting_t *ms = config_setting_get_member(ctx->settings, "ms");
     const config_setting_t *mode = config_setting_get_member(ctx->settings, "mode");
 
-    if (cr_config_check_keys(ctx->settings, allowed, ctx->err, ctx->errlen) != CR_OK)
+    if (cr_route_check_keys(ctx, allowed) != CR_OK)
         return CR_ERROR;
     if (ms != NULL &&
         (config_setting_type(ms) != CONFIG_TYPE_INT || config_setting_get_int(ms) < 0 ||

@@ -17,10 +17,10 @@
 
 static int cr_echo_route_init(cr_route_ctx *ctx)
 {
-    static const char *const allowed[] = {"path", "module", "host", "stream", NULL};
+    static const char *const allowed[] = {"stream", NULL};
     const config_setting_t *stream = config_setting_get_member(ctx->settings, "stream");
 
-    if (cr_config_check_keys(ctx->settings, allowed, ctx->err, ctx->errlen) != CR_OK)
+    if (cr_route_check_keys(ctx, allowed) != CR_OK)
         return CR_ERROR;
     if (stream == NULL)
         return CR_OK;

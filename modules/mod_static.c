@@ -351,8 +351,8 @@ static void cr_static_route_exit(void *route_data)
 
 static int cr_static_route_init(cr_route_ctx *ctx)
 {
-    static const char *const allowed[] = {"path", "module", "host", "root", "index", NULL};
-    if (cr_config_check_keys(ctx->settings, allowed, ctx->err, ctx->errlen) != CR_OK)
+    static const char *const allowed[] = {"root", "index", NULL};
+    if (cr_route_check_keys(ctx, allowed) != CR_OK)
         return CR_ERROR;
     cr_static_route *route = calloc(1, sizeof(*route));
     if (route == NULL) {

@@ -59,12 +59,12 @@ static int cr_status_parse_format(const config_setting_t *f, cr_status_format *f
 
 static int cr_status_route_init(cr_route_ctx *ctx)
 {
-    static const char *const allowed[] = {"path", "module", "host", "format", NULL};
+    static const char *const allowed[] = {"format", NULL};
     const config_setting_t *f = config_setting_get_member(ctx->settings, "format");
     cr_status_format format = CR_STATUS_HTML;
     cr_status_route *route;
 
-    if (cr_config_check_keys(ctx->settings, allowed, ctx->err, ctx->errlen) != CR_OK)
+    if (cr_route_check_keys(ctx, allowed) != CR_OK)
         return CR_ERROR;
     if (f != NULL && cr_status_parse_format(f, &format, ctx->err, ctx->errlen) != CR_OK)
         return CR_ERROR;

@@ -70,6 +70,11 @@ typedef struct cr_module {
 int cr_config_check_keys(const config_setting_t *settings, const char *const *allowed, char *err,
                          size_t errlen);
 
+/* cr_config_check_keys for a route in route_init: the route's group may
+ * hold the core's route keys (path, module, host) and those in allowed (a
+ * NULL-ended list of the module's own). The error goes to ctx->err. */
+int cr_route_check_keys(const cr_route_ctx *ctx, const char *const *allowed);
+
 /* Formats "FILE:LINE: key 'NAME': " followed by fmt into err, for errors
  * about one setting. */
 void cr_config_error(const config_setting_t *setting, char *err, size_t errlen, const char *fmt,

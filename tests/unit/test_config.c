@@ -637,6 +637,18 @@ START_TEST(test_check_keys_and_error)
     snprintf(want, sizeof(want), "%s:7: key 'routes[0].dir': must be a string", conf);
     ck_assert_str_eq(err, want);
 
+    /* A route's check allows the core's keys (path, module) besides the
+     * module's own, and still names the first unknown one. */
+    {
+        static const char *const dir_only[] = {"dir", NULL};
+        cr_route_ctx ctx = {.settings = cfg.routes[0].settings, .err = err, .errlen = sizeof(err)};
+
+        ck_assert_int_eq(cr_route_check_keys(&ctx, dir_only), CR_OK);
+        ck_assert_int_eq(cr_route_check_keys(&ctx, some), CR_ERROR);
+        snprintf(want, sizeof(want), "%s:7: unknown key 'routes[0].dir'", conf);
+        ck_assert_str_eq(err, want);
+    }
+
     cr_config_error(s, small, sizeof(small), "long message");
     ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
     cr_config_error(s, NULL, 0, "nothing written");
