@@ -123,6 +123,25 @@ if mk install prefix="$p"; then
         fail "corral-mod -i -n t2 -c mod_t.c: $(cat "$tmp/cm.log")"
     fi
 
+    # The bundled MPMs need nothing but the installed headers: each builds
+    # out of tree as a new MPM the installed corral loads.
+    for m in prefork worker event; do
+        so="$p/lib/corral/mpm_ot$m.so"
+        # shellcheck disable=SC2046 # pkg-config's flags are words
+        if cc -shared -fPIC -std=gnu11 -Wall -Wextra -Werror -pthread \
+            $(PKG_CONFIG_PATH="$p/lib/pkgconfig" pkg-config --cflags corral) \
+            -o "$so" "$src/mpm/$m/$m.c" >"$tmp/mpm.log" 2>&1; then
+            if out="$("$p/sbin/corral" -t -f "$p/etc/corral.conf" -o "mpm=ot$m" 2>&1)"; then
+                ok "out-of-tree MPM from mpm/$m/$m.c"
+            else
+                fail "installed corral -t with mpm_ot$m.so: $out"
+            fi
+        else
+            fail "mpm/$m/$m.c does not build with the installed headers alone: $(head -5 "$tmp/mpm.log")"
+        fi
+        rm -f "$so"
+    done
+
     if mk uninstall prefix="$p"; then
         left="$(files_in "$p")"
         if [ -z "$left" ]; then ok "uninstall prefix=DIR"; else fail "left after make uninstall prefix=DIR: $left"; fi

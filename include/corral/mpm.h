@@ -97,4 +97,46 @@ int cr_child_serve_events(cr_child *child, const cr_event_options *opt);
 /* Records the state of handler slot `thread` in the scoreboard. */
 void cr_child_set_state(cr_child *child, int thread, cr_slot_state state);
 
+/* How a wait reacts to a stop request. */
+typedef enum cr_wait_kind {
+    CR_WAIT_BUSY, /* mid-request: only an immediate stop interrupts it */
+    CR_WAIT_IDLE, /* between requests: a graceful stop interrupts it too */
+} cr_wait_kind;
+
+/* Waits until fd has one of events or timeout_ms passed (-1: forever).
+ * Returns 1 ready, 0 timed out, CR_AGAIN when a stop that concerns this
+ * kind of wait was requested, CR_ERROR on failure (errno set). Every
+ * thread of the child sees a stop request, not just the one the signal
+ * landed on. */
+int cr_child_wait(cr_child *child, int fd, short events, int timeout_ms, cr_wait_kind kind);
+
+#define CR_CHILD_POLL_MAX 4
+
+struct pollfd;
+
+/* cr_child_wait for up to CR_CHILD_POLL_MAX descriptors at once; their
+ * revents are filled in when it returns 1. */
+int cr_child_poll(cr_child *child, struct pollfd *fds, int nfds, int timeout_ms, cr_wait_kind kind);
+
+/* Descriptor that turns readable once a stop of this kind is requested
+ * (for MPMs that wait in an event loop of their own). */
+int cr_child_stop_fd(const cr_child *child, cr_wait_kind kind);
+
+/* After a graceful stop (not a restart: then the new generation accepts),
+ * a connection the listeners hold already: clients that connected before
+ * the master stopped new ones from completing, which must be answered, not
+ * reset when the listeners close. Returns its descriptor (non-blocking,
+ * close-on-exec), or -1 when there is none left, this is no graceful stop,
+ * or CR_CHILD_DRAIN_MS passed since the first call (where new connections
+ * could not be stopped, on unix sockets, a steady stream of them must not
+ * keep the child from stopping). Never waits. One thread per child calls
+ * it. */
+int cr_child_accept_pending(cr_child *child);
+
+#define CR_CHILD_DRAIN_MS 1000
+
+/* True after a graceful stop of the server (cr_child_accept_pending may
+ * have connections), until an immediate stop. */
+bool cr_child_draining(const cr_child *child);
+
 #endif

@@ -3,7 +3,6 @@
  * idle children, up to max_workers. */
 #include <stdio.h>
 
-#include "child.h"
 #include "corral/corral.h"
 
 #define CR_PREFORK_HARD_LIMIT 20000

@@ -1,6 +1,10 @@
 /* worker: each child runs `threads` handler threads, each owning one
  * connection at a time with blocking waits, and a listener (the child's
  * own thread) that accepts only while a handler is idle and hands it over. */
+/* pthread_timedjoin_np */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -10,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "child.h"
 #include "corral/corral.h"
 
 #define CR_WORKER_MAX_PROCESSES 1000
