@@ -14,6 +14,7 @@
 
 #include "corral/corral.h"
 #include "corral/status.h"
+#include "status_json.h"
 
 #define CR_STATUS_LINE_MAX   512 /* a formatted line; longer ones take request memory */
 #define CR_STATUS_GRID_WIDTH 64  /* scoreboard letters per line of the HTML grid */
@@ -260,60 +261,6 @@ static void cr_status_auto(cr_out *o, const cr_status *st)
 
 /* ---- ?json ---- */
 
-/* json_object_set_new frees val when it fails (val NULL included), so
- * failures only need counting. */
-static int cr_js_set(json_t *obj, const char *key, json_t *val)
-{
-    return json_object_set_new(obj, key, val) != 0;
-}
-
-static json_t *cr_js_uint(uint64_t v)
-{
-    return json_integer((json_int_t)v);
-}
-
-static json_t *cr_js_time(time_t t)
-{
-    return t != 0 ? json_integer((json_int_t)t) : json_null();
-}
-
-/* {"wait": µs, "read": µs, ...}: microseconds spent in each phase. */
-static json_t *cr_status_json_phases(const uint64_t phase_ns[CR_STATUS_PHASES])
-{
-    json_t *o = json_object();
-    int bad = o == NULL;
-
-    for (int i = 0; !bad && i < CR_STATUS_PHASES; i++)
-        bad |=
-            cr_js_set(o, cr_status_phase_name((cr_status_phase)i), cr_js_uint(phase_ns[i] / 1000));
-    if (!bad)
-        return o;
-    json_decref(o);
-    return NULL;
-}
-
-static json_t *cr_status_json_thread(const cr_status_thread *t)
-{
-    json_t *o = json_object();
-    char state[2] = {t->state, '\0'};
-    int bad = o == NULL;
-
-    if (bad)
-        return NULL;
-    bad |= cr_js_set(o, "slot", json_integer(t->slot));
-    bad |= cr_js_set(o, "state", json_string(state));
-    bad |= cr_js_set(o, "requests", cr_js_uint(t->requests));
-    bad |= cr_js_set(o, "bytes", cr_js_uint(t->bytes));
-    bad |= cr_js_set(o, "phases_us", cr_status_json_phases(t->phase_ns));
-    bad |= cr_js_set(o, "last_used", cr_js_time(t->last_used));
-    bad |= cr_js_set(o, "client", json_string(t->client));
-    bad |= cr_js_set(o, "request", json_string(t->request));
-    if (!bad)
-        return o;
-    json_decref(o);
-    return NULL;
-}
-
 static json_t *cr_status_json_threads(const cr_status_child *c)
 {
     json_t *threads = json_array();
@@ -321,10 +268,7 @@ static json_t *cr_status_json_threads(const cr_status_child *c)
 
     for (size_t t = 0; !bad && t < c->nthreads; t++)
         bad |= json_array_append_new(threads, cr_status_json_thread(&c->threads[t])) != 0;
-    if (!bad)
-        return threads;
-    json_decref(threads);
-    return NULL;
+    return cr_status_json_done(threads, bad);
 }
 
 static json_t *cr_status_json_child(const cr_status_child *c, time_t now)
@@ -334,50 +278,19 @@ static json_t *cr_status_json_child(const cr_status_child *c, time_t now)
 
     if (bad)
         return NULL;
-    bad |= cr_js_set(o, "slot", json_integer(c->slot));
-    bad |= cr_js_set(o, "pid", json_integer(c->pid));
-    bad |= cr_js_set(o, "generation", json_integer(c->generation));
-    bad |= cr_js_set(o, "state", json_string(cr_status_child_state_name(c->state)));
-    bad |= cr_js_set(o, "started", cr_js_time(c->started));
-    bad |= cr_js_set(o, "uptime", json_integer(now > c->started ? now - c->started : 0));
-    bad |= cr_js_set(o, "requests", cr_js_uint(c->requests));
-    bad |= cr_js_set(o, "bytes", cr_js_uint(c->bytes));
-    bad |= cr_js_set(o, "phases_us", cr_status_json_phases(c->phase_ns));
-    bad |= cr_js_set(o, "threads", cr_status_json_threads(c));
-    if (!bad)
-        return o;
-    json_decref(o);
-    return NULL;
+    bad |= cr_status_json_child_members(o, c);
+    bad |= cr_status_json_set(o, "uptime", json_integer(now > c->started ? now - c->started : 0));
+    bad |= cr_status_json_set(o, "threads", cr_status_json_threads(c));
+    return cr_status_json_done(o, bad);
 }
 
 static json_t *cr_status_json_server(const cr_status_server *s)
 {
     json_t *o = json_object();
-    int bad = o == NULL;
 
-    if (bad)
+    if (o == NULL)
         return NULL;
-    bad |= cr_js_set(o, "version", json_string(s->version));
-    bad |= cr_js_set(o, "mpm", json_string(s->mpm));
-    bad |= cr_js_set(o, "current_time", json_integer(s->now));
-    bad |= cr_js_set(o, "start_time", json_integer(s->start_time));
-    bad |= cr_js_set(o, "restart_time", json_integer(s->restart_time));
-    bad |= cr_js_set(o, "uptime", json_integer(s->uptime));
-    bad |= cr_js_set(o, "generation", json_integer(s->generation));
-    bad |= cr_js_set(o, "process_limit", json_integer(s->process_limit));
-    bad |= cr_js_set(o, "thread_limit", json_integer(s->thread_limit));
-    bad |= cr_js_set(o, "requests", cr_js_uint(s->requests));
-    bad |= cr_js_set(o, "bytes", cr_js_uint(s->bytes));
-    bad |= cr_js_set(o, "phases_us", cr_status_json_phases(s->phase_ns));
-    bad |= cr_js_set(o, "busy_workers", json_integer(s->busy_workers));
-    bad |= cr_js_set(o, "idle_workers", json_integer(s->idle_workers));
-    bad |= cr_js_set(o, "graceful_workers", json_integer(s->graceful_workers));
-    bad |= cr_js_set(o, "processes", json_integer(s->processes));
-    bad |= cr_js_set(o, "stopping", json_integer(s->stopping));
-    if (!bad)
-        return o;
-    json_decref(o);
-    return NULL;
+    return cr_status_json_done(o, cr_status_json_server_members(o, s));
 }
 
 static json_t *cr_status_json_children(const cr_status *st)
@@ -388,10 +301,7 @@ static json_t *cr_status_json_children(const cr_status *st)
     for (size_t i = 0; !bad && i < st->nchildren; i++)
         bad |= json_array_append_new(children,
                                      cr_status_json_child(&st->children[i], st->server.now)) != 0;
-    if (!bad)
-        return children;
-    json_decref(children);
-    return NULL;
+    return cr_status_json_done(children, bad);
 }
 
 static json_t *cr_status_json_tree(const cr_status *st)
@@ -401,13 +311,10 @@ static json_t *cr_status_json_tree(const cr_status *st)
 
     if (bad)
         return NULL;
-    bad |= cr_js_set(root, "server", cr_status_json_server(&st->server));
-    bad |= cr_js_set(root, "scoreboard", json_string(st->scoreboard));
-    bad |= cr_js_set(root, "children", cr_status_json_children(st));
-    if (!bad)
-        return root;
-    json_decref(root);
-    return NULL;
+    bad |= cr_status_json_set(root, "server", cr_status_json_server(&st->server));
+    bad |= cr_status_json_set(root, "scoreboard", json_string(st->scoreboard));
+    bad |= cr_status_json_set(root, "children", cr_status_json_children(st));
+    return cr_status_json_done(root, bad);
 }
 
 static void cr_status_json(cr_out *o, const cr_status *st)

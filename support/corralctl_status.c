@@ -10,6 +10,7 @@
 #include "corral/mpm.h"
 #include "corral/status.h"
 #include "corralctl.h"
+#include "status_json.h"
 
 /* What corralctl adds up per child from its handler slots. */
 typedef struct cr_ctl_counts {
@@ -156,49 +157,16 @@ static void cr_ctl_text_threads(const cr_status *st)
     cr_ctl_text_grid(st->scoreboard);
 }
 
-/* ---- JSON ---- */
-
-static int cr_js_set(json_t *obj, const char *key, json_t *val)
-{
-    return json_object_set_new(obj, key, val) != 0;
-}
-
-static json_t *cr_js_uint(uint64_t v)
-{
-    return json_integer((json_int_t)v);
-}
-
-static json_t *cr_js_time(time_t t)
-{
-    return t != 0 ? json_integer((json_int_t)t) : json_null();
-}
-
-/* Hands obj back, or frees it and returns NULL when a member failed. */
-static json_t *cr_js_done(json_t *obj, int bad)
-{
-    if (!bad)
-        return obj;
-    json_decref(obj);
-    return NULL;
-}
+/* ---- JSON: mod_status's members (modules/status_json.c) and ours ---- */
 
 static json_t *cr_ctl_json_thread(const cr_status_thread *t)
 {
-    json_t *o = json_object();
-    char state[2] = {t->state, '\0'};
-    int bad = o == NULL;
+    json_t *o = cr_status_json_thread(t);
 
-    if (bad)
+    if (o == NULL)
         return NULL;
-    bad |= cr_js_set(o, "slot", json_integer(t->slot));
-    bad |= cr_js_set(o, "state", json_string(state));
-    bad |= cr_js_set(o, "state_name", json_string(cr_status_letter_name(t->state)));
-    bad |= cr_js_set(o, "requests", cr_js_uint(t->requests));
-    bad |= cr_js_set(o, "bytes", cr_js_uint(t->bytes));
-    bad |= cr_js_set(o, "last_used", cr_js_time(t->last_used));
-    bad |= cr_js_set(o, "client", json_string(t->client));
-    bad |= cr_js_set(o, "request", json_string(t->request));
-    return cr_js_done(o, bad);
+    return cr_status_json_done(
+        o, cr_status_json_set(o, "state_name", json_string(cr_status_letter_name(t->state))));
 }
 
 static json_t *cr_ctl_json_threads(const cr_status_child *c)
@@ -209,7 +177,7 @@ static json_t *cr_ctl_json_threads(const cr_status_child *c)
     for (size_t t = 0; !bad && t < c->nthreads; t++)
         if (c->threads[t].state != CR_SLOT_DEAD)
             bad |= json_array_append_new(a, cr_ctl_json_thread(&c->threads[t])) != 0;
-    return cr_js_done(a, bad);
+    return cr_status_json_done(a, bad);
 }
 
 static json_t *cr_ctl_json_child(const cr_status_child *c, const char *mpm, bool full)
@@ -220,32 +188,14 @@ static json_t *cr_ctl_json_child(const cr_status_child *c, const char *mpm, bool
 
     if (bad)
         return NULL;
-    bad |= cr_js_set(o, "pid", json_integer(c->pid));
-    bad |= cr_js_set(o, "slot", json_integer(c->slot));
-    bad |= cr_js_set(o, "generation", json_integer(c->generation));
-    bad |= cr_js_set(o, "state", json_string(cr_status_child_state_name(c->state)));
-    bad |= cr_js_set(o, "started", cr_js_time(c->started));
-    bad |= cr_js_set(o, "busy", json_integer(k.busy));
-    bad |= cr_js_set(o, "idle", json_integer(k.idle));
-    bad |=
-        cr_js_set(o, "connections", k.connections >= 0 ? json_integer(k.connections) : json_null());
-    bad |= cr_js_set(o, "requests", cr_js_uint(c->requests));
-    bad |= cr_js_set(o, "bytes", cr_js_uint(c->bytes));
+    bad |= cr_status_json_child_members(o, c);
+    bad |= cr_status_json_set(o, "busy", json_integer(k.busy));
+    bad |= cr_status_json_set(o, "idle", json_integer(k.idle));
+    bad |= cr_status_json_set(o, "connections",
+                              k.connections >= 0 ? json_integer(k.connections) : json_null());
     if (full)
-        bad |= cr_js_set(o, "threads", cr_ctl_json_threads(c));
-    return cr_js_done(o, bad);
-}
-
-/* {"wait": µs, ...}, as mod_status's ?json has it. */
-static json_t *cr_ctl_json_phases(const cr_status_server *s)
-{
-    json_t *o = json_object();
-    int bad = o == NULL;
-
-    for (int i = 0; !bad && i < CR_STATUS_PHASES; i++)
-        bad |= cr_js_set(o, cr_status_phase_name((cr_status_phase)i),
-                         cr_js_uint(s->phase_ns[i] / 1000));
-    return cr_js_done(o, bad);
+        bad |= cr_status_json_set(o, "threads", cr_ctl_json_threads(c));
+    return cr_status_json_done(o, bad);
 }
 
 static json_t *cr_ctl_json_server(const cr_status_server *s, pid_t master, const char *path)
@@ -255,26 +205,10 @@ static json_t *cr_ctl_json_server(const cr_status_server *s, pid_t master, const
 
     if (bad)
         return NULL;
-    bad |= cr_js_set(o, "version", json_string(s->version));
-    bad |= cr_js_set(o, "mpm", json_string(s->mpm));
-    bad |= cr_js_set(o, "master_pid", json_integer(master));
-    bad |= cr_js_set(o, "scoreboard_file", json_string(path));
-    bad |= cr_js_set(o, "current_time", json_integer(s->now));
-    bad |= cr_js_set(o, "start_time", json_integer(s->start_time));
-    bad |= cr_js_set(o, "restart_time", json_integer(s->restart_time));
-    bad |= cr_js_set(o, "uptime", json_integer(s->uptime));
-    bad |= cr_js_set(o, "generation", json_integer(s->generation));
-    bad |= cr_js_set(o, "process_limit", json_integer(s->process_limit));
-    bad |= cr_js_set(o, "thread_limit", json_integer(s->thread_limit));
-    bad |= cr_js_set(o, "requests", cr_js_uint(s->requests));
-    bad |= cr_js_set(o, "bytes", cr_js_uint(s->bytes));
-    bad |= cr_js_set(o, "phases_us", cr_ctl_json_phases(s));
-    bad |= cr_js_set(o, "busy_workers", json_integer(s->busy_workers));
-    bad |= cr_js_set(o, "idle_workers", json_integer(s->idle_workers));
-    bad |= cr_js_set(o, "graceful_workers", json_integer(s->graceful_workers));
-    bad |= cr_js_set(o, "processes", json_integer(s->processes));
-    bad |= cr_js_set(o, "stopping", json_integer(s->stopping));
-    return cr_js_done(o, bad);
+    bad |= cr_status_json_server_members(o, s);
+    bad |= cr_status_json_set(o, "master_pid", json_integer(master));
+    bad |= cr_status_json_set(o, "scoreboard_file", json_string(path));
+    return cr_status_json_done(o, bad);
 }
 
 static json_t *cr_ctl_json_tree(const cr_status *st, pid_t master, const char *path, bool full)
@@ -290,11 +224,11 @@ static json_t *cr_ctl_json_tree(const cr_status *st, pid_t master, const char *p
         json_decref(root);
         return NULL;
     }
-    bad |= cr_js_set(root, "server", cr_ctl_json_server(&st->server, master, path));
+    bad |= cr_status_json_set(root, "server", cr_ctl_json_server(&st->server, master, path));
     if (full)
-        bad |= cr_js_set(root, "scoreboard", json_string(st->scoreboard));
-    bad |= cr_js_set(root, "children", children);
-    return cr_js_done(root, bad);
+        bad |= cr_status_json_set(root, "scoreboard", json_string(st->scoreboard));
+    bad |= cr_status_json_set(root, "children", children);
+    return cr_status_json_done(root, bad);
 }
 
 static int cr_ctl_json(const cr_status *st, pid_t master, const char *path, bool full)
