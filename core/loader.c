@@ -343,6 +343,17 @@ static void cr_list_dir_mpms(FILE *out, const char *dir, char *seen, size_t seen
     closedir(d);
 }
 
+void cr_loader_list_dirs(FILE *out, const char *exe_dir, const char *module_path,
+                         const char *indent)
+{
+    char dirs[CR_SEARCH_DIRS][4096];
+    size_t n = cr_search_dirs(exe_dir, module_path, dirs);
+
+    for (size_t i = 0; i < n; i++)
+        if (access(dirs[i], X_OK) == 0)
+            fprintf(out, "%s%s\n", indent, dirs[i]);
+}
+
 void cr_loader_list_mpms(FILE *out, const char *exe_dir, const char *module_path)
 {
     char dirs[CR_SEARCH_DIRS][4096];

@@ -15,6 +15,11 @@ int cr_generation_load(cr_generation *g, const char *exe_dir, const char *file,
 
 void cr_generation_free(cr_generation *g);
 
+/* Writes the folders modules and MPMs are looked for in, in order, those
+ * that exist, one per line with `indent` before each. */
+void cr_loader_list_dirs(FILE *out, const char *exe_dir, const char *module_path,
+                         const char *indent);
+
 /* Writes the MPMs found on the search path, one name per line. */
 void cr_loader_list_mpms(FILE *out, const char *exe_dir, const char *module_path);
 

@@ -113,7 +113,10 @@ static void cr_show_version(const char *exe_dir)
 {
     printf("corral %s\n", CR_VERSION);
     printf("build: %s, module ABI %u, MPM ABI %u\n", CR_BUILD_OPTIONS, CR_MODULE_ABI, CR_MPM_ABI);
-    printf("module folder: %s\n", CR_MODULE_DIR);
+    /* Where this binary looks, which is not the configured folder for a
+     * tree installed elsewhere or run from the build. */
+    printf("module folders:\n");
+    cr_loader_list_dirs(stdout, exe_dir, NULL, "  ");
     printf("MPMs found:\n");
     cr_loader_list_mpms(stdout, exe_dir, NULL);
 }

@@ -103,7 +103,8 @@ if mk install prefix="$p"; then
     else
         fail "installed corral -t -f $p/etc/corral.conf: $out"
     fi
-    if "$p/sbin/corral" -V | grep -qF "($p/lib/corral/mpm_prefork.so)"; then
+    if "$p/sbin/corral" -V | grep -qF "($p/lib/corral/mpm_prefork.so)" &&
+        "$p/sbin/corral" -V | grep -qxF "  $p/lib/corral"; then
         ok "installed corral -V"
     else
         fail "installed corral -V does not list $p/lib/corral/mpm_prefork.so: $("$p/sbin/corral" -V)"
