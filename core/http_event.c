@@ -342,6 +342,10 @@ static void cr_ev_respond(cr_econn *e)
 {
     int rc;
 
+    /* The handler is done (inline, or a suspended request finished); a
+     * pool thread that sends the response itself stamps it there. */
+    if (e->c->t.handler_start != 0 && e->c->t.handler_end == 0)
+        e->c->t.handler_end = cr_now_ns();
     cr_ev_build_output(e->c);
     rc = cr_ev_flush(e->c);
     if (rc < 0) {
@@ -491,8 +495,6 @@ static void cr_ev_after_handler(cr_econn *e, int rc)
         cr_ev_watch_suspended(e);
         return;
     }
-    if (e->c->t.handler_end == 0)
-        e->c->t.handler_end = cr_now_ns();
     cr_ev_respond(e);
 }
 
@@ -501,7 +503,6 @@ static void cr_ev_resume(cr_econn *e)
 {
     cr_conn_cancel_timers(e->c);
     event_del(&e->ev);
-    e->c->t.handler_end = cr_now_ns();
     cr_ev_respond(e);
 }
 

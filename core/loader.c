@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -341,6 +343,17 @@ static void cr_list_dir_mpms(FILE *out, const char *dir, char *seen, size_t seen
         fprintf(out, "  %.*s (%s/%s)\n", (int)(len - 7), e->d_name + 4, dir, e->d_name);
     }
     closedir(d);
+}
+
+char *cr_loader_exe_dir(void)
+{
+    char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+
+    if (n <= 0)
+        return NULL;
+    path[n] = '\0';
+    return strdup(dirname(path));
 }
 
 void cr_loader_list_dirs(FILE *out, const char *exe_dir, const char *module_path,

@@ -15,6 +15,11 @@ int cr_generation_load(cr_generation *g, const char *exe_dir, const char *file,
 
 void cr_generation_free(cr_generation *g);
 
+/* The folder of the running executable (malloc'ed), from which modules
+ * are looked for beside a build tree or a relocated install; NULL when
+ * /proc does not tell. */
+char *cr_loader_exe_dir(void);
+
 /* Writes the folders modules and MPMs are looked for in, in order, those
  * that exist, one per line with `indent` before each. */
 void cr_loader_list_dirs(FILE *out, const char *exe_dir, const char *module_path,

@@ -1,6 +1,5 @@
 /* corral: command line, config test, version report, then the master. */
 #include <errno.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,17 +26,6 @@ static void cr_usage(FILE *out)
             "  -V             print version, build options and the MPMs found\n"
             "  -h             this help\n",
             CR_SYSCONF_DIR);
-}
-
-static char *cr_exe_dir(void)
-{
-    char path[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
-
-    if (n <= 0)
-        return NULL;
-    path[n] = '\0';
-    return strdup(dirname(path));
 }
 
 static const char *cr_default_config(void)
@@ -131,7 +119,7 @@ int main(int argc, char **argv)
 
     if (cr_parse_args(argc, argv, &opt) != 0)
         goto done;
-    srv->exe_dir = cr_exe_dir();
+    srv->exe_dir = cr_loader_exe_dir();
     srv->access_log = -1;
     if (opt.show_version) {
         cr_show_version(srv->exe_dir);

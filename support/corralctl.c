@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -135,10 +134,8 @@ static int cr_ctl_stop(const cr_ctl *ctl)
 {
     cr_ctl_master m;
 
-    if (cr_ctl_find_master(ctl, &m) != 0)
+    if (cr_ctl_find_running(ctl, &m) != 0)
         return 1;
-    if (m.found != CR_CTL_RUNNING)
-        return cr_ctl_not_running(ctl, &m);
     if (cr_ctl_stop_master(ctl, &m) != 0)
         return 1;
     printf("corral stopped (pid %ld)\n", (long)m.pid);
@@ -150,10 +147,8 @@ static int cr_ctl_graceful_stop(const cr_ctl *ctl)
 {
     cr_ctl_master m;
 
-    if (cr_ctl_find_master(ctl, &m) != 0)
+    if (cr_ctl_find_running(ctl, &m) != 0)
         return 1;
-    if (m.found != CR_CTL_RUNNING)
-        return cr_ctl_not_running(ctl, &m);
     if (cr_ctl_signal(&m, SIGWINCH, "WINCH") != 0)
         return 1;
     printf("graceful stop requested (pid %ld): the requests in flight finish first\n", (long)m.pid);
@@ -313,10 +308,8 @@ static int cr_ctl_reopen_logs(const cr_ctl *ctl)
     uint32_t old;
     int rc;
 
-    if (cr_ctl_find_master(ctl, &m) != 0)
+    if (cr_ctl_find_running(ctl, &m) != 0)
         return 1;
-    if (m.found != CR_CTL_RUNNING)
-        return cr_ctl_not_running(ctl, &m);
     if (cr_ctl_attach(ctl, &m, &sb) != 0)
         return 1;
     old = atomic_load(&sb.hdr->log_epoch);
@@ -529,17 +522,6 @@ static int cr_ctl_dispatch(cr_ctl *ctl, const char *cmd)
     return 1;
 }
 
-static char *cr_ctl_exe_dir(void)
-{
-    char path[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
-
-    if (n <= 0)
-        return NULL;
-    path[n] = '\0';
-    return strdup(dirname(path));
-}
-
 int main(int argc, char **argv)
 {
     cr_ctl ctl = {0};
@@ -551,7 +533,7 @@ int main(int argc, char **argv)
     cr_log_max_level = CR_LOG_WARN;
     rc = cr_ctl_parse(argc, argv, &ctl, &a);
     if (rc == 0) {
-        ctl.exe_dir = cr_ctl_exe_dir();
+        ctl.exe_dir = cr_loader_exe_dir();
         if (a.version)
             rc = cr_ctl_version(&ctl);
         else if (a.modules)

@@ -75,9 +75,9 @@ int cr_ctl_locate(cr_ctl *ctl);
  * printing why the pidfile could not be read. */
 int cr_ctl_find_master(const cr_ctl *ctl, cr_ctl_master *m);
 
-/* The message for a command that needs a running master: "not running"
- * and why. Returns 1. */
-int cr_ctl_not_running(const cr_ctl *ctl, const cr_ctl_master *m);
+/* cr_ctl_find_master for a command that needs a running master: 0 when
+ * it runs, else 1 after printing "not running" and why. */
+int cr_ctl_find_running(const cr_ctl *ctl, cr_ctl_master *m);
 
 /* Sends sig to the master. 0, or 1 after printing why not. */
 int cr_ctl_signal(const cr_ctl_master *m, int sig, const char *name);

@@ -181,8 +181,12 @@ int cr_ctl_find_master(const cr_ctl *ctl, cr_ctl_master *m)
     return 0;
 }
 
-int cr_ctl_not_running(const cr_ctl *ctl, const cr_ctl_master *m)
+int cr_ctl_find_running(const cr_ctl *ctl, cr_ctl_master *m)
 {
+    if (cr_ctl_find_master(ctl, m) != 0)
+        return 1;
+    if (m->found == CR_CTL_RUNNING)
+        return 0;
     if (m->found == CR_CTL_STALE)
         return cr_ctl_fail("not running (%s)", m->why);
     return cr_ctl_fail("not running (no pidfile %s)", ctl->cfg.pidfile);

@@ -251,10 +251,8 @@ int cr_ctl_status(const cr_ctl *ctl, bool full)
     cr_status *st;
     int rc = 0;
 
-    if (cr_ctl_find_master(ctl, &m) != 0)
+    if (cr_ctl_find_running(ctl, &m) != 0)
         return 1;
-    if (m.found != CR_CTL_RUNNING)
-        return cr_ctl_not_running(ctl, &m);
     if (cr_ctl_attach(ctl, &m, &sb) != 0)
         return 1;
     st = cr_scoreboard_status(&sb);

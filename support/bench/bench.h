@@ -31,10 +31,22 @@ void cr_hist_merge(cr_hist *into, const cr_hist *from);
 /* The value at quantile q (0..1) in microseconds; 0 when empty. */
 uint64_t cr_hist_quantile(const cr_hist *h, double q);
 
+/* The server's request phases (wait, read, queue, handler, write), as
+ * mod_status reports them. */
+#define CR_BENCH_PHASES 5
+
 /* ---- the load generator (loadgen.c) ---- */
 
 /* CLOCK_MONOTONIC in microseconds. */
 uint64_t cr_now_us(void);
+
+/* Pins pid (0: the caller) to one CPU; a failure is reported, not fatal. */
+void cr_pin(pid_t pid, int cpu);
+
+struct rusage;
+
+/* User + system seconds of a getrusage or wait4 result. */
+double cr_rusage_cpu_s(const struct rusage *ru);
 
 /* What one client connection does. */
 typedef enum cr_load_kind {
@@ -181,7 +193,7 @@ typedef struct cr_bench_row {
      * (microseconds), when known: waiting for the request, reading and
      * parsing it, queued for a handler thread, in the handler, writing. */
     bool have_phases;
-    double phase_us[5];
+    double phase_us[CR_BENCH_PHASES];
     /* The CPU the built-in generator (its thread) and the server used over
      * the run, warm-up included: which side was the bottleneck. */
     cr_cpu_use use;
@@ -202,7 +214,7 @@ typedef struct cr_bench_report {
     int duration_s, connections, workers;
 } cr_bench_report;
 
-extern const char *const cr_bench_phase_names[5];
+extern const char *const cr_bench_phase_names[CR_BENCH_PHASES];
 
 /* report.c: markdown table on stdout; results.json, results.csv and a
  * self-contained report.html (SVG charts drawn by gnuplot) in dir. 0 or

@@ -362,17 +362,6 @@ static int cr_client_cpu(const cr_options *o)
     return o->pin && n >= 2 ? (int)n - 1 : -1;
 }
 
-static void cr_pin(pid_t pid, int cpu)
-{
-    cpu_set_t set;
-
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(pid, sizeof(set), &set) != 0)
-        fprintf(stderr, "corral-bench: cannot pin pid %d to CPU %d: %s\n", (int)pid, cpu,
-                strerror(errno));
-}
-
 /* One GET; the status code, or -1. */
 static int cr_http_get(const char *host, unsigned port, const char *path, char *body, size_t cap)
 {
@@ -514,12 +503,12 @@ static void cr_run_tick(void *arg)
 typedef struct cr_status_read {
     int64_t count; /* Total Accesses; -1 unknown */
     bool have_phases;
-    double phase_us[5];
+    double phase_us[CR_BENCH_PHASES];
 } cr_status_read;
 
 /* The ?auto keys of the phases, in the order of cr_bench_phase_names. */
-static const char *const cr_phase_keys[5] = {"PhaseWaitUs", "PhaseReadUs", "PhaseQueueUs",
-                                             "PhaseHandlerUs", "PhaseWriteUs"};
+static const char *const cr_phase_keys[CR_BENCH_PHASES] = {
+    "PhaseWaitUs", "PhaseReadUs", "PhaseQueueUs", "PhaseHandlerUs", "PhaseWriteUs"};
 
 /* The number N of a line `key: N` of a ?auto body. */
 static bool cr_auto_field(const char *body, const char *key, unsigned long long *v)
@@ -556,7 +545,7 @@ static int64_t cr_server_read(cr_target *t, cr_status_read *s)
         return -1;
     s->count = (int64_t)v;
     s->have_phases = true;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < CR_BENCH_PHASES; i++) {
         s->have_phases &= cr_auto_field(body, cr_phase_keys[i], &v);
         s->phase_us[i] = (double)v;
     }
@@ -612,11 +601,11 @@ static void cr_run_phases(cr_bench_row *row, const cr_status_read *before,
                           const cr_status_read *after)
 {
     int64_t n = after->count - before->count;
-    double mean[5];
+    double mean[CR_BENCH_PHASES];
 
     if (!before->have_phases || !after->have_phases || before->count < 0 || n <= 0)
         return;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < CR_BENCH_PHASES; i++) {
         double d = after->phase_us[i] - before->phase_us[i];
 
         /* Totals that went back: the server restarted in between. */
@@ -654,16 +643,7 @@ static double cr_thread_cpu_s(void)
         fprintf(stderr, "corral-bench: getrusage: %s\n", strerror(errno));
         return NAN;
     }
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static double cr_mono_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return cr_rusage_cpu_s(&ru);
 }
 
 /* What the client and the server use of the machine over a run. */
@@ -684,7 +664,7 @@ static void cr_meter_start(cr_meter *m, const cr_options *o, const cr_target *t)
                     (m->cores[1] < 0 || cr_core_times_read(m->cores[1], &m->core0[1]) == 0);
     m->have_server = t->pid > 0 && cr_proc_sample_tree(t->pid, &m->server0) == 0;
     m->thread_cpu0 = cr_thread_cpu_s();
-    m->wall0 = cr_mono_s();
+    m->wall0 = (double)cr_now_us() / 1e6;
 }
 
 static double cr_meter_core_pct(const cr_meter *m, int i)
@@ -703,7 +683,7 @@ static double cr_meter_core_pct(const cr_meter *m, int i)
 static void cr_meter_stop(const cr_meter *m, const cr_target *t, const cr_wrk_result *wrk,
                           uint64_t requests, cr_cpu_use *use)
 {
-    double wall = cr_mono_s() - m->wall0, n = requests > 0 ? (double)requests : NAN;
+    double wall = (double)cr_now_us() / 1e6 - m->wall0, n = requests > 0 ? (double)requests : NAN;
     double client_s = wrk != NULL ? wrk->cpu_s : cr_thread_cpu_s() - m->thread_cpu0;
     double server_s = NAN, server_ctx = NAN;
     cr_proc_sample now;

@@ -30,7 +30,8 @@
 
 extern char **environ;
 
-const char *const cr_bench_phase_names[5] = {"wait", "read", "queue", "handler", "write"};
+const char *const cr_bench_phase_names[CR_BENCH_PHASES] = {"wait", "read", "queue", "handler",
+                                                           "write"};
 
 /* ---- derived figures (NaN: unknown) ---- */
 
@@ -111,7 +112,7 @@ static double cr_phase_total(const cr_bench_row *r)
 
     if (!r->have_phases)
         return NAN;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < CR_BENCH_PHASES; i++)
         sum += r->phase_us[i];
     return sum;
 }
@@ -418,13 +419,13 @@ static void cr_main_row(cr_table *t, const cr_scen *sc, const cr_bench_row *r)
 static void cr_phase_row(cr_table *t, const cr_scen *sc, const cr_bench_row *r)
 {
     /* The headers follow cr_bench_phase_names. */
-    static const char *const heads[5] = {"wait µs (%)", "read µs (%)", "queue µs (%)",
-                                         "handler µs (%)", "write µs (%)"};
+    static const char *const heads[CR_BENCH_PHASES] = {"wait µs (%)", "read µs (%)", "queue µs (%)",
+                                                       "handler µs (%)", "write µs (%)"};
 
     (void)sc;
     t->n = 0;
     cr_col(t, "target", false, "%s", r->target);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < CR_BENCH_PHASES; i++) {
         double pct = cr_phase_pct(r, i);
 
         if (!r->have_phases)
@@ -823,7 +824,7 @@ static json_t *cr_json_phases(const cr_bench_row *r)
     if (!r->have_phases)
         return json_null();
     o = json_object();
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < CR_BENCH_PHASES; i++) {
         snprintf(key, sizeof key, "%s_us", cr_bench_phase_names[i]);
         bad |= json_object_set_new(o, key, cr_jnum(r->phase_us[i]));
     }
@@ -1019,7 +1020,7 @@ static void cr_csv_phases(cr_csv *c, const cr_bench_row *r)
 {
     char name[32];
 
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < CR_BENCH_PHASES; i++) {
         snprintf(name, sizeof name, "phase_%s_us", cr_bench_phase_names[i]);
         cr_csv_num(c, name, r->have_phases ? r->phase_us[i] : NAN);
     }
@@ -1160,8 +1161,8 @@ static const char *const cr_chart_titles[CR_NCHARTS] = {
 static const double cr_lat_q[4] = {0.5, 0.9, 0.99, 0.999};
 static const char *const cr_lat_names[4] = {"p50", "p90", "p99", "p99.9"};
 static const char *const cr_lat_colors[4] = {"#c6dbef", "#6baed6", "#2171b5", "#08306b"};
-static const char *const cr_phase_colors[5] = {"#bab0ac", "#4e79a7", "#f28e2b", "#59a14f",
-                                               "#b07aa1"};
+static const char *const cr_phase_colors[CR_BENCH_PHASES] = {"#bab0ac", "#4e79a7", "#f28e2b",
+                                                             "#59a14f", "#b07aa1"};
 
 static double cr_fig_pss(const cr_bench_row *r)
 {
@@ -1364,7 +1365,7 @@ static bool cr_phases_known(const cr_bench_row *r)
 {
     if (!r->have_phases)
         return false;
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < CR_BENCH_PHASES; k++)
         if (!isfinite(r->phase_us[k]) || r->phase_us[k] < 0)
             return false;
     return true;
@@ -1395,7 +1396,7 @@ static int cr_gp_block(cr_plot *p, const char *scenario, bool phases)
         if (!cr_gp_drawable(r, scenario, phases))
             continue;
         cr_gp_str(p->dat, r->target, true);
-        for (int k = 0; k < (phases ? 5 : 4); k++)
+        for (int k = 0; k < (phases ? CR_BENCH_PHASES : 4); k++)
             cr_gp_num(p->dat, phases ? r->phase_us[k] : cr_lat_ms(r, cr_lat_q[k]), !phases);
         fputc('\n', p->dat);
     }
@@ -1407,7 +1408,7 @@ static int cr_gp_block(cr_plot *p, const char *scenario, bool phases)
  * scenario, one series per column, titled in the key only once. */
 static void cr_gp_group(cr_plot *p, int index, const char *scenario, bool phases)
 {
-    int nseries = phases ? 5 : 4;
+    int nseries = phases ? CR_BENCH_PHASES : 4;
 
     fputs(index ? ", \\\n  newhistogram " : "plot newhistogram ", p->gp);
     cr_gp_str(p->gp, scenario, false);

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,15 +115,8 @@ static void cr_wrk_exec(const cr_wrk_spec *s, int outfd, char **argv)
     /* corral-bench ignores SIGPIPE, and an ignored signal stays so
      * across exec. */
     signal(SIGPIPE, SIG_DFL);
-    if (s->cpu >= 0) {
-        cpu_set_t set;
-
-        CPU_ZERO(&set);
-        CPU_SET(s->cpu, &set);
-        if (sched_setaffinity(0, sizeof(set), &set) != 0)
-            fprintf(stderr, "corral-bench: cannot pin wrk to CPU %d: %s\n", s->cpu,
-                    strerror(errno));
-    }
+    if (s->cpu >= 0)
+        cr_pin(0, s->cpu);
     if ((null >= 0 && dup2(null, STDIN_FILENO) < 0) || dup2(outfd, STDOUT_FILENO) < 0 ||
         dup2(outfd, STDERR_FILENO) < 0)
         _exit(127);
@@ -228,7 +220,6 @@ int cr_wrk_run(const cr_wrk_spec *spec, cr_wrk_result *out)
     out->wall_s = (double)(cr_now_us() - t0) / 1e6;
     if (rc != 0 || !cr_wrk_exited_ok(spec, status))
         return -1;
-    out->cpu_s = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    out->cpu_s = cr_rusage_cpu_s(&ru);
     return cr_wrk_parse(spec->output, out);
 }
