@@ -2,10 +2,9 @@
  * Content-Type from the extension (mime.types), Last-Modified and a strong
  * ETag; answers conditional requests (If-None-Match, If-Modified-Since) with
  * 304 and a single byte range (Range, If-Range) with 206 or 416. Files are
- * opened with openat2's RESOLVE_BENEATH against a descriptor of root where
- * the kernel has it, else resolved with realpath and checked against root,
- * so neither a crafted path nor a symlink reaches outside root. Folders
- * serve their index file; there are no listings. */
+ * opened beneath a descriptor of root (static_open.c), so neither a crafted
+ * path nor a symlink reaches outside root. Folders serve their index file;
+ * there are no listings. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* O_PATH */
 #endif
@@ -13,7 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,22 +19,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__has_include)
-#if __has_include(<linux/openat2.h>)
-#include <linux/openat2.h>
-#endif
-#endif
-
 #include "corral/log.h"
 #include "corral/module.h"
-
-#if defined(RESOLVE_BENEATH) && defined(SYS_openat2)
-#define CR_STATIC_HAVE_OPENAT2 1
-#endif
+#include "static_open.h"
 
 /* Non-blocking so that a FIFO planted below root cannot hang the worker
  * before fstat sees it is not a regular file; no effect on regular files. */
@@ -63,9 +51,8 @@ typedef struct cr_mime_table {
 } cr_mime_table;
 
 typedef struct cr_static_route {
-    int rootfd; /* O_PATH descriptor of root: every file is opened beneath it */
-    char *root; /* realpath of root, for the fallback check */
-    size_t rootlen;
+    int rootfd;  /* O_PATH descriptor of root: every file is opened beneath it */
+    char *root;  /* realpath of root, for messages */
     char *index; /* file served for a folder, a plain name */
 } cr_static_route;
 
@@ -230,20 +217,18 @@ static const char *cr_static_mime_type(const char *name)
 
 /* ---- configuration ------------------------------------------------------- */
 
-/* Seccomp filters in some containers refuse openat2 even on new kernels,
- * so ask the kernel once rather than trusting the headers. */
-static bool cr_static_probe_openat2(void)
+/* CR_STATIC_NO_OPENAT2=1 in the server's environment is a test knob: it
+ * selects the by-hand walk even where the kernel has openat2, so the tests
+ * can check that both give the same answers on one machine. */
+static bool cr_static_choose_openat2(void)
 {
-#ifdef CR_STATIC_HAVE_OPENAT2
-    struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_BENEATH};
-    long fd = syscall(SYS_openat2, AT_FDCWD, ".", &how, sizeof(how));
-    if (fd >= 0) {
-        cr_static_close((int)fd);
-        return true;
+    const char *knob = getenv("CR_STATIC_NO_OPENAT2");
+    if (knob != NULL && strcmp(knob, "1") == 0) {
+        cr_log(CR_LOG_NOTICE,
+               "mod_static: CR_STATIC_NO_OPENAT2=1, resolving paths without openat2");
+        return false;
     }
-    cr_log_errno(CR_LOG_NOTICE, errno, "mod_static: openat2 unavailable, using realpath checks");
-#endif
-    return false;
+    return cr_static_openat2_usable();
 }
 
 static int cr_static_init(const config_setting_t *settings, const char *config_dir, char *err,
@@ -272,7 +257,7 @@ static int cr_static_init(const config_setting_t *settings, const char *config_d
     /* Swapped only once the new file has loaded: a bad one keeps the old table. */
     cr_mime_free(&cr_static_mime);
     cr_static_mime = table;
-    cr_static_use_openat2 = cr_static_probe_openat2();
+    cr_static_use_openat2 = cr_static_choose_openat2();
     return CR_OK;
 }
 
@@ -295,7 +280,6 @@ static int cr_static_open_root(cr_static_route *route, const char *path)
     route->rootfd = open(route->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (route->rootfd < 0)
         return errno;
-    route->rootlen = strlen(route->root);
     return 0;
 }
 
@@ -408,58 +392,6 @@ static bool cr_static_relative_is_safe(const char *rel, size_t len)
     return true;
 }
 
-/* The kernel resolves rel and refuses (EXDEV) any step, symlinks included,
- * that would leave rootfd. */
-static int cr_static_open_beneath(const cr_static_route *route, const char *rel)
-{
-#ifdef CR_STATIC_HAVE_OPENAT2
-    struct open_how how = {
-        .flags = CR_STATIC_OPEN_FLAGS,
-        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-    };
-    long fd = -1;
-    /* EAGAIN: a concurrent rename made the kernel unsure; it asks for a retry. */
-    for (int tries = 0; tries < 3; tries++) {
-        fd = syscall(SYS_openat2, route->rootfd, rel, &how, sizeof(how));
-        if (fd >= 0 || errno != EAGAIN)
-            break;
-    }
-    return (int)fd;
-#else
-    (void)route;
-    (void)rel;
-    errno = ENOSYS;
-    return -1;
-#endif
-}
-
-static bool cr_static_is_beneath(const cr_static_route *route, const char *real)
-{
-    if (route->rootlen == 1) /* root is "/" */
-        return true;
-    return strncmp(real, route->root, route->rootlen) == 0 &&
-           (real[route->rootlen] == '\0' || real[route->rootlen] == '/');
-}
-
-/* Without openat2: resolve every symlink, check the result is still below
- * root, then open it refusing a symlink swapped in at the last step. */
-static int cr_static_open_checked(const cr_static_route *route, const char *rel)
-{
-    char full[PATH_MAX], real[PATH_MAX];
-    int n = snprintf(full, sizeof(full), "%s/%s", route->root, rel);
-    if (n < 0 || (size_t)n >= sizeof(full)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    if (realpath(full, real) == NULL)
-        return -1;
-    if (!cr_static_is_beneath(route, real)) {
-        errno = EXDEV;
-        return -1;
-    }
-    return open(real, CR_STATIC_OPEN_FLAGS | O_NOFOLLOW);
-}
-
 static int cr_static_errno_status(const cr_static_route *route, int err)
 {
     switch (err) {
@@ -469,8 +401,8 @@ static int cr_static_errno_status(const cr_static_route *route, int err)
         return 404;
     case EACCES:
     case EPERM:
-    case ELOOP: /* a symlink loop, or a symlink refused by O_NOFOLLOW */
-    case EXDEV: /* would leave root */
+    case ELOOP: /* a symlink loop, or too many links */
+    case EXDEV: /* an absolute symlink, or a step that would leave root */
     case ENXIO: /* a socket or a device without a driver */
     case ENODEV:
         return 403;
@@ -485,8 +417,9 @@ static int cr_static_errno_status(const cr_static_route *route, int err)
 static int cr_static_open(const cr_static_route *route, const char *rel, int *fd, struct stat *st)
 {
     const char *name = rel[0] != '\0' ? rel : ".";
-    *fd = cr_static_use_openat2 ? cr_static_open_beneath(route, name)
-                                : cr_static_open_checked(route, name);
+    *fd = cr_static_use_openat2
+              ? cr_static_openat2_beneath(route->rootfd, name, CR_STATIC_OPEN_FLAGS)
+              : cr_static_walk_beneath(route->rootfd, name, CR_STATIC_OPEN_FLAGS);
     if (*fd < 0)
         return cr_static_errno_status(route, errno);
     if (fstat(*fd, st) != 0) {

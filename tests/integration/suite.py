@@ -186,9 +186,10 @@ SERVERS = []  # every Server started, for the exit-time cleanup
 class Server:
     """One corral master started in the foreground on a free loopback port."""
 
-    def __init__(self, mpm, opts=(), label="server"):
+    def __init__(self, mpm, opts=(), label="server", env=None):
         self.mpm = mpm
         self.opts = list(opts)
+        self.env = dict(env or {})  # extra environment of the server process
         self.label = label
         self.tmp = tempfile.mkdtemp(prefix="corral-it-%s-%s-" % (mpm, label))
         os.chmod(self.tmp, 0o755)  # readable if the children drop privileges
@@ -215,7 +216,7 @@ class Server:
 
     def start(self):
         check(os.access(CORRAL, os.X_OK), "no server binary at %s (set CR_TOP_BUILDDIR)" % CORRAL)
-        env = dict(os.environ, TZ="UTC")
+        env = dict(os.environ, TZ="UTC", **self.env)
         for attempt in range(3):
             self.port = free_port()
             with open(self.output, "ab") as out:

@@ -228,66 +228,195 @@ def static_tree():
     return tmp, root
 
 
+# The two ways mod_static opens a file: openat2 (RESOLVE_BENEATH) where the
+# kernel has it, and the walk by hand that CR_STATIC_NO_OPENAT2=1 selects.
+STATIC_RESOLVERS = (("openat2", {}), ("walk", {"CR_STATIC_NO_OPENAT2": "1"}))
+WALK_NOTICE = "resolving paths without openat2"
+
+
+def static_server(root, name, env):
+    """A started server with one static route on root; with the walk, its
+    log must show that the knob took effect."""
+    route = 'routes=({ path = "/"; module = "static"; root = "%s"; })' % root
+    srv = Server(MPM, fresh_opts() + [route], label="static-" + name, env=env)
+    try:
+        srv.start()
+        if env:
+            check(WALK_NOTICE in srv.logs(100), "the knob was ignored\n" + srv.logs())
+    except Fail as e:
+        srv.cleanup()
+        raise Fail("%s: %s" % (name, e))
+    return srv
+
+
 @test(None)
 def test_static_outside_root(_):
     """Dot segments however spelled, NUL bytes and symlinks never reach a
-    file outside root; big files serve ranges under every MPM."""
+    file outside root, with openat2 and without; big files serve ranges
+    under every MPM."""
     tmp, root = static_tree()
-    route = 'routes=({ path = "/"; module = "static"; root = "%s"; })' % root
-    srv = Server(MPM, fresh_opts() + [route], label="static")
     try:
-        srv.start()
-        r = get(srv.port, "/")
-        expect_eq((r.status, r.body), (200, b"<html>temp root</html>\n"), "GET / of the temp root")
-        big = read_file(os.path.join(root, "big.bin"))
-        r = get(srv.port, "/big.bin")
-        expect_eq((r.status, len(r.body), r.body == big), (200, len(big), True), "GET /big.bin")
-        r = get(srv.port, "/big.bin", headers=["Range: bytes=100000-200000"])
-        expect_eq((r.status, r.header("content-range")),
-                  (206, "bytes 100000-200000/%d" % len(big)), "range of big.bin")
-        check(r.body == big[100000:200001], "range of big.bin: wrong bytes (%d)" % len(r.body))
-        r = get(srv.port, "/sub")
-        expect_eq((r.status, r.header("location")), (301, "/sub/"), "GET /sub (a folder)")
-        r = get(srv.port, "/sub/")
-        expect_eq(r.status, 403, "GET /sub/ (a folder without an index: no listing)")
-        check(b"a.txt" not in r.body, "GET /sub/ lists the folder")
-        expect_eq(get(srv.port, "/sub/%2e/a.txt").body, b"a\n", "GET /sub/%2e/a.txt")
-        expect_eq(get(srv.port, "/sub/x/%2e%2E/a.txt").body, b"a\n", "GET /sub/x/%2e%2E/a.txt")
-
-        attempts = [
-            "/../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E/secret.txt", "/%2e./secret.txt",
-            "/.%2E/secret.txt", "/sub/../../secret.txt", "/sub/%2e%2e/%2e%2e/secret.txt",
-            "/sub/..%2f..%2fsecret.txt", "/sub%2f..%2f..%2fsecret.txt", "/%2e%2e%2fsecret.txt",
-            "/..%5csecret.txt", "/%252e%252e/secret.txt", "/escape", "/escape_dir/secret.txt",
-            "/escape_dir/root/index.html", "/..data", "/%2e.data", "/sub/../..data",
-            "/index.html%00", "/index.html%00.txt", "/%00", "/sub/%00/../a.txt",
-            "/sub/a.txt%0a", "/%0d%0aX-Injected:%20yes", "/../../../../../../etc/passwd",
-            "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
-            "/" + "%2e%2e/" * 12 + "etc/passwd", "/" + root + "/../secret.txt",
-            "//" + tmp.lstrip("/") + "/secret.txt",
-        ]
-        problems = []
-        for path in attempts:
-            for method in ("GET", "HEAD"):
-                try:
-                    st, headers, body, _ = http_request(srv.port, req(path, method=method),
-                                                        head=method == "HEAD")
-                except Fail as e:
-                    problems.append("%s %s: %s" % (method, path, e))
-                    continue
-                if not 400 <= st < 500:
-                    problems.append("%s %s: status %d, want 4xx" % (method, path, st))
-                if b"SECRET" in body or b"root:" in body:
-                    problems.append("%s %s: served a file outside root" % (method, path))
-                if "x-injected" in headers:
-                    problems.append("%s %s: a header was injected" % (method, path))
-        check(not problems, "; ".join(problems))
-        # A %2f inside a name does not split it into dot segments either.
-        r = get(srv.port, "/sub%2fa.txt")
-        check(r.status in (200, 404) and b"SECRET" not in r.body, "GET /sub%%2fa.txt: %r" % r)
-        check(srv.alive(), "master exited\n" + srv.logs())
-        crashes = srv.new_crash_reports()
-        check(not crashes, "crash reports in the server's logs:\n" + crashes)
+        for name, env in STATIC_RESOLVERS:
+            srv = static_server(root, name, env)
+            try:
+                static_outside_root(srv, tmp, root)
+            except Fail as e:
+                raise Fail("%s: %s" % (name, e))
+            finally:
+                srv.cleanup()
     finally:
-        srv.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def static_outside_root(srv, tmp, root):
+    """The checks of test_static_outside_root against one server."""
+    r = get(srv.port, "/")
+    expect_eq((r.status, r.body), (200, b"<html>temp root</html>\n"), "GET / of the temp root")
+    big = read_file(os.path.join(root, "big.bin"))
+    r = get(srv.port, "/big.bin")
+    expect_eq((r.status, len(r.body), r.body == big), (200, len(big), True), "GET /big.bin")
+    r = get(srv.port, "/big.bin", headers=["Range: bytes=100000-200000"])
+    expect_eq((r.status, r.header("content-range")),
+              (206, "bytes 100000-200000/%d" % len(big)), "range of big.bin")
+    check(r.body == big[100000:200001], "range of big.bin: wrong bytes (%d)" % len(r.body))
+    r = get(srv.port, "/sub")
+    expect_eq((r.status, r.header("location")), (301, "/sub/"), "GET /sub (a folder)")
+    r = get(srv.port, "/sub/")
+    expect_eq(r.status, 403, "GET /sub/ (a folder without an index: no listing)")
+    check(b"a.txt" not in r.body, "GET /sub/ lists the folder")
+    expect_eq(get(srv.port, "/sub/%2e/a.txt").body, b"a\n", "GET /sub/%2e/a.txt")
+    expect_eq(get(srv.port, "/sub/x/%2e%2E/a.txt").body, b"a\n", "GET /sub/x/%2e%2E/a.txt")
+
+    attempts = [
+        "/../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E/secret.txt", "/%2e./secret.txt",
+        "/.%2E/secret.txt", "/sub/../../secret.txt", "/sub/%2e%2e/%2e%2e/secret.txt",
+        "/sub/..%2f..%2fsecret.txt", "/sub%2f..%2f..%2fsecret.txt", "/%2e%2e%2fsecret.txt",
+        "/..%5csecret.txt", "/%252e%252e/secret.txt", "/escape", "/escape_dir/secret.txt",
+        "/escape_dir/root/index.html", "/..data", "/%2e.data", "/sub/../..data",
+        "/index.html%00", "/index.html%00.txt", "/%00", "/sub/%00/../a.txt",
+        "/sub/a.txt%0a", "/%0d%0aX-Injected:%20yes", "/../../../../../../etc/passwd",
+        "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/" + "%2e%2e/" * 12 + "etc/passwd", "/" + root + "/../secret.txt",
+        "//" + tmp.lstrip("/") + "/secret.txt",
+    ]
+    problems = []
+    for path in attempts:
+        for method in ("GET", "HEAD"):
+            try:
+                st, headers, body, _ = http_request(srv.port, req(path, method=method),
+                                                    head=method == "HEAD")
+            except Fail as e:
+                problems.append("%s %s: %s" % (method, path, e))
+                continue
+            if not 400 <= st < 500:
+                problems.append("%s %s: status %d, want 4xx" % (method, path, st))
+            if b"SECRET" in body or b"root:" in body:
+                problems.append("%s %s: served a file outside root" % (method, path))
+            if "x-injected" in headers:
+                problems.append("%s %s: a header was injected" % (method, path))
+    check(not problems, "; ".join(problems))
+    # A %2f inside a name does not split it into dot segments either.
+    r = get(srv.port, "/sub%2fa.txt")
+    check(r.status in (200, 404) and b"SECRET" not in r.body, "GET /sub%%2fa.txt: %r" % r)
+    check(srv.alive(), "master exited\n" + srv.logs())
+    crashes = srv.new_crash_reports()
+    check(not crashes, "crash reports in the server's logs:\n" + crashes)
+
+
+def symlink_tree():
+    """A temporary root with symlinks of every kind, beside things outside:
+        TMP/secret.txt, TMP/outside/x.txt     outside root
+        TMP/root/file.txt, sub/a.txt, sub/deeper/b.txt
+        rel_link -> file.txt                  relative, inside: served
+        sub/up_link -> ../file.txt            relative with "..", inside: served
+        sub/dir_link -> deeper                a relative folder inside: served
+        sub/chain -> ../rel_link              a link to a link inside: served
+        abs_link -> TMP/root/file.txt         absolute, to a file inside
+        abs_dir -> TMP/root/sub               absolute, to a folder inside
+        escape_rel -> ../secret.txt, escape_abs -> TMP/secret.txt
+        out_dir -> ../outside, out_dir_abs -> TMP/outside   folders outside
+        sub/deep_escape -> ../../secret.txt
+        reenter -> ../root/file.txt           leaves root, then comes back
+        loop -> loop
+    """
+    tmp = tempfile.mkdtemp(prefix="corral-it-symlinks-")
+    root = os.path.join(tmp, "root")
+    for d in (tmp, os.path.join(tmp, "outside"), root, os.path.join(root, "sub"),
+              os.path.join(root, "sub", "deeper")):
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o755)
+    files = {
+        os.path.join(tmp, "secret.txt"): b"SECRET outside the root\n",
+        os.path.join(tmp, "outside", "x.txt"): b"SECRET in a folder outside\n",
+        os.path.join(root, "file.txt"): b"inside\n",
+        os.path.join(root, "sub", "a.txt"): b"a\n",
+        os.path.join(root, "sub", "deeper", "b.txt"): b"b\n",
+    }
+    for path, data in files.items():
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, 0o644)
+    links = {
+        "rel_link": "file.txt", "sub/up_link": "../file.txt", "sub/dir_link": "deeper",
+        "sub/chain": "../rel_link", "abs_link": os.path.join(root, "file.txt"),
+        "abs_dir": os.path.join(root, "sub"), "escape_rel": "../secret.txt",
+        "escape_abs": os.path.join(tmp, "secret.txt"), "out_dir": "../outside",
+        "out_dir_abs": os.path.join(tmp, "outside"), "sub/deep_escape": "../../secret.txt",
+        "reenter": "../root/file.txt", "loop": "loop",
+    }
+    for name, target in links.items():
+        os.symlink(target, os.path.join(root, name))
+    return tmp, root
+
+
+# Path -> the answer both ways must give. The rule is RESOLVE_BENEATH's: a
+# relative symlink that stays below root is followed; an absolute one, or
+# any step (a "..", a link, an intermediate folder) that leaves root, is 403.
+SYMLINK_ANSWERS = [
+    ("/rel_link", 200, b"inside\n"),
+    ("/sub/up_link", 200, b"inside\n"),
+    ("/sub/dir_link/b.txt", 200, b"b\n"),
+    ("/sub/chain", 200, b"inside\n"),
+    ("/abs_link", 403, None),
+    ("/abs_dir/a.txt", 403, None),
+    ("/escape_rel", 403, None),
+    ("/escape_abs", 403, None),
+    ("/out_dir/x.txt", 403, None),
+    ("/out_dir_abs/x.txt", 403, None),
+    ("/sub/deep_escape", 403, None),
+    ("/reenter", 403, None),
+    ("/loop", 403, None),
+    ("/sub/dir_link/missing", 404, None),
+]
+
+
+@test(None)
+def test_static_symlinks(_):
+    """openat2 and the walk without it give the same answer for every kind
+    of symlink, and neither reaches outside root."""
+    tmp, root = symlink_tree()
+    answers = {}
+    try:
+        for name, env in STATIC_RESOLVERS:
+            srv = static_server(root, name, env)
+            try:
+                for path, _, _ in SYMLINK_ANSWERS:
+                    r = get(srv.port, path)
+                    check(b"SECRET" not in r.body, "%s: %s served a file outside root"
+                          % (name, path))
+                    answers[(name, path)] = (r.status, r.body if r.status == 200 else None)
+                crashes = srv.new_crash_reports()
+                check(not crashes, "%s: crash reports in the logs:\n%s" % (name, crashes))
+            finally:
+                srv.cleanup()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    names = [name for name, _ in STATIC_RESOLVERS]
+    differ = ["%s: %s" % (path, ", ".join("%s %s" % (n, answers[(n, path)][0]) for n in names))
+              for path, _, _ in SYMLINK_ANSWERS
+              if len(set(answers[(n, path)] for n in names)) > 1]
+    check(not differ, "openat2 and the walk disagree: " + "; ".join(differ))
+    wrong = ["%s %s: %s, want %s" % (n, path, answers[(n, path)][0], status)
+             for path, status, body in SYMLINK_ANSWERS for n in names
+             if answers[(n, path)] != (status, body)]
+    check(not wrong, "; ".join(wrong))
