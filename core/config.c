@@ -103,6 +103,7 @@ void cr_config_free(cr_config *cfg)
         free(cfg->routes[i].path);
         free(cfg->routes[i].host);
         free(cfg->routes[i].module);
+        cr_addr_rules_free(&cfg->routes[i].access);
     }
     free(cfg->routes);
     free(cfg->file);
@@ -889,8 +890,61 @@ bad:
     return -1;
 }
 
-/* Checks path, module and host; the other keys of the route are for its
- * module to check in route_init. */
+static int addr_list_error(cr_loader *ld, const config_setting_t *s)
+{
+    cr_config_error(s, ld->err, ld->errlen,
+                    "must be a list of client addresses and CIDR blocks, such as [ \"127.0.0.1\", "
+                    "\"::1\", \"10.0.0.0/8\" ]");
+    return -1;
+}
+
+/* One of a route's client address lists (`allow`, `deny`): a non-empty
+ * list of strings, each parsed into a binary rule here so that a request
+ * only compares bytes. */
+static int load_addr_list(cr_loader *ld, const config_setting_t *route, const char *key,
+                          cr_addr_rule **out, size_t *n)
+{
+    const config_setting_t *s = config_setting_get_member(route, key);
+    int len;
+
+    if (!s)
+        return 0;
+    if (!config_setting_is_array(s) && !config_setting_is_list(s))
+        return addr_list_error(ld, s);
+    len = config_setting_length(s);
+    if (len == 0)
+        return addr_list_error(ld, s);
+    *out = calloc((size_t)len, sizeof(**out));
+    if (!*out)
+        return oom(ld);
+    for (int i = 0; i < len; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        const char *v =
+            config_setting_type(e) == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
+
+        if (!v)
+            return addr_list_error(ld, s);
+        if (cr_addr_rule_parse(v, &(*out)[i]) < 0) {
+            cr_config_error(e, ld->err, ld->errlen,
+                            "'%s' is not an address, a CIDR block (\"10.0.0.0/8\", "
+                            "\"fe80::/10\") or \"%s\"",
+                            v, CR_ADDR_UNIX_WORD);
+            return -1;
+        }
+        (*n)++;
+    }
+    return 0;
+}
+
+static int load_route_access(cr_loader *ld, const config_setting_t *s, cr_route_conf *r)
+{
+    if (load_addr_list(ld, s, "allow", &r->access.allow, &r->access.nallow) < 0)
+        return -1;
+    return load_addr_list(ld, s, "deny", &r->access.deny, &r->access.ndeny);
+}
+
+/* Checks path, module, host, allow and deny; the other keys of the route
+ * are for its module to check in route_init. */
 static int load_route(cr_loader *ld, const config_setting_t *s, cr_route_conf *r)
 {
     const char *path = NULL, *module = NULL;
@@ -919,7 +973,9 @@ static int load_route(cr_loader *ld, const config_setting_t *s, cr_route_conf *r
     r->settings = s;
     if (dup_str(ld, &r->path, path) < 0 || dup_str(ld, &r->module, module) < 0)
         return -1;
-    return load_route_hosts(ld, s, r);
+    if (load_route_hosts(ld, s, r) < 0)
+        return -1;
+    return load_route_access(ld, s, r);
 }
 
 static int load_routes(cr_loader *ld, const config_setting_t *root)

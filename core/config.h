@@ -9,10 +9,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "addr_rule.h"
+
 typedef struct cr_route_conf {
     char *path;   /* prefix, starts with '/' */
     char *host;   /* virtual host names, space-separated ("*.d" for any below d); NULL: any */
     char *module; /* module name */
+    cr_addr_rules access;             /* `allow` and `deny`, parsed; both empty: any client */
     const config_setting_t *settings; /* the route's group, for the module */
 } cr_route_conf;
 

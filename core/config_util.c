@@ -87,7 +87,7 @@ static int key_allowed(const char *name, const char *const *allowed)
 
 /* The keys of a route the core reads itself (config.c); a module lists
  * only its own. */
-static const char *const cr_route_core_keys[] = {"path", "module", "host", NULL};
+static const char *const cr_route_core_keys[] = {"path", "module", "host", "allow", "deny", NULL};
 
 static int key_allowed_in(const char *name, const char *const *allowed, const char *const *also)
 {

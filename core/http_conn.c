@@ -16,6 +16,7 @@ void cr_conn_set_peer(cr_conn *c, const struct sockaddr *sa)
 {
     strcpy(c->remote_addr, "-");
     c->remote_port = 0;
+    cr_addr_from_sockaddr(&c->peer, sa);
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
 
@@ -144,6 +145,14 @@ int cr_http_run_handlers(cr_conn *c)
         const cr_route *route = &rt->routes[i];
         int rc;
 
+        /* A refused client is answered here rather than passed on, so a
+         * later, broader route never serves what this one keeps out. */
+        if (!cr_addr_rules_admit(&route->access, &c->peer)) {
+            cr_log(CR_LOG_INFO, "client %s refused by the allow/deny rules of route %.*s",
+                   c->remote_addr, (int)route->path.len, route->path.ptr);
+            cr_http_error_page(c, 403);
+            return CR_DONE;
+        }
         r->route_path = route->path;
         r->route_data = route->route_data;
         rc = route->module->handle(r);

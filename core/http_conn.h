@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "addr_rule.h"
 #include "corral/request.h"
 #include "http_parser.h"
 #include "pool.h"
@@ -52,6 +53,7 @@ typedef struct cr_conn {
     int thread;
     char remote_addr[INET6_ADDRSTRLEN];
     unsigned remote_port;
+    cr_addr peer; /* remote_addr in binary, for the routes' allow and deny */
 
     char *buf; /* read buffer: header_bytes + 1 */
     size_t cap;

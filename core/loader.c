@@ -263,6 +263,7 @@ static int cr_build_routes(cr_generation *g, char *err, size_t errlen)
 
         r->path = (cr_str){rc->path, strlen(rc->path)};
         r->host = rc->host;
+        r->access = rc->access;
         r->module = cr_generation_module(g, rc->module);
         g->router.nroutes = i + 1;
         if (r->module == NULL) {

@@ -71,8 +71,9 @@ int cr_config_check_keys(const config_setting_t *settings, const char *const *al
                          size_t errlen);
 
 /* cr_config_check_keys for a route in route_init: the route's group may
- * hold the core's route keys (path, module, host) and those in allowed (a
- * NULL-ended list of the module's own). The error goes to ctx->err. */
+ * hold the core's route keys (path, module, host, allow, deny) and those
+ * in allowed (a NULL-ended list of the module's own). The error goes to
+ * ctx->err. */
 int cr_route_check_keys(const cr_route_ctx *ctx, const char *const *allowed);
 
 /* Formats "FILE:LINE: key 'NAME': " followed by fmt into err, for errors

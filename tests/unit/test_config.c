@@ -200,6 +200,14 @@ START_TEST(test_shipped_conf)
     ck_assert_str_eq(cfg.routes[3].path, "/wait");
     ck_assert_str_eq(cfg.routes[6].path, "/");
     ck_assert_str_eq(cfg.routes[6].module, "static");
+    /* The scoreboard pages show clients' requests: loopback clients only. */
+    for (size_t i = 4; i <= 5; i++) {
+        ck_assert_str_eq(cfg.routes[i].module, "status");
+        ck_assert_uint_eq(cfg.routes[i].access.nallow, 2);
+        ck_assert_int_eq(cfg.routes[i].access.allow[0].net.family, CR_ADDR_V4);
+        ck_assert_int_eq(cfg.routes[i].access.allow[1].net.family, CR_ADDR_V6);
+    }
+    ck_assert_uint_eq(cfg.routes[6].access.nallow + cfg.routes[6].access.ndeny, 0);
     root = cfg.routes[6].settings;
     ck_assert(config_setting_lookup_string(root, "root", &s));
     ck_assert_str_eq(s, "www");
@@ -365,6 +373,58 @@ START_TEST(test_route_host_list)
                        NULL, 0) == 0,
                   "%s", err);
     ck_assert_str_eq(cfg.routes[0].host, "a.example *.b.example [::1]");
+}
+END_TEST
+
+START_TEST(test_route_access)
+{
+    ck_assert_msg(load("routes = ( { path = \"/s\"; module = \"echo\";"
+                       " allow = [ \"127.0.0.1\", \"::1\", \"10.0.0.0/8\", \"unix\" ];"
+                       " deny = ( \"10.1.0.0/16\" ); },"
+                       " { path = \"/\"; module = \"echo\"; } );",
+                       NULL, 0) == 0,
+                  "%s", err);
+    ck_assert_uint_eq(cfg.routes[0].access.nallow, 4);
+    ck_assert_uint_eq(cfg.routes[0].access.ndeny, 1);
+    ck_assert_int_eq(cfg.routes[0].access.allow[0].net.family, CR_ADDR_V4);
+    ck_assert_int_eq(cfg.routes[0].access.allow[1].net.family, CR_ADDR_V6);
+    ck_assert_int_eq(cfg.routes[0].access.allow[2].net.bytes[0], 10);
+    ck_assert_int_eq(cfg.routes[0].access.allow[2].mask[0], 0xff);
+    ck_assert_int_eq(cfg.routes[0].access.allow[2].mask[1], 0);
+    ck_assert_int_eq(cfg.routes[0].access.allow[3].net.family, CR_ADDR_UNIX);
+    ck_assert_uint_eq(cfg.routes[1].access.nallow + cfg.routes[1].access.ndeny, 0);
+}
+END_TEST
+
+START_TEST(test_route_access_errors)
+{
+    char *ov[] = {"routes=({ path = \"/\"; module = \"echo\"; deny = [ \"::/129\" ]; })"};
+
+    expect_error("routes = (\n { path = \"/\"; module = \"echo\";\n"
+                 "   allow = [ \"127.0.0.1\", \"10.0.0.0/33\" ]; }\n);\n",
+                 NULL, 0,
+                 "@:3: key 'routes[0].allow[1]': '10.0.0.0/33' is not an address, a CIDR block "
+                 "(\"10.0.0.0/8\", \"fe80::/10\") or \"unix\"");
+    expect_error("routes = ( { path = \"/\"; module = \"echo\"; deny = [ \"localhost\" ]; } );\n",
+                 NULL, 0,
+                 "@:1: key 'routes[0].deny[0]': 'localhost' is not an address, a CIDR block "
+                 "(\"10.0.0.0/8\", \"fe80::/10\") or \"unix\"");
+    expect_error("routes = ( { path = \"/\"; module = \"echo\"; allow = \"127.0.0.1\"; } );\n",
+                 NULL, 0,
+                 "@:1: key 'routes[0].allow': must be a list of client addresses and CIDR "
+                 "blocks, such as [ \"127.0.0.1\", \"::1\", \"10.0.0.0/8\" ]");
+    expect_error("routes = ( { path = \"/\"; module = \"echo\"; allow = [ ]; } );\n", NULL, 0,
+                 "@:1: key 'routes[0].allow': must be a list of client addresses and CIDR "
+                 "blocks, such as [ \"127.0.0.1\", \"::1\", \"10.0.0.0/8\" ]");
+    expect_error("routes = ( { path = \"/\"; module = \"echo\"; deny = [ 1, 2 ]; } );\n", NULL, 0,
+                 "@:1: key 'routes[0].deny': must be a list of client addresses and CIDR "
+                 "blocks, such as [ \"127.0.0.1\", \"::1\", \"10.0.0.0/8\" ]");
+    expect_error("routes = ( { path = \"/\"; module = \"echo\"; deny = { a = 1; }; } );\n", NULL, 0,
+                 "@:1: key 'routes[0].deny': must be a list of client addresses and CIDR "
+                 "blocks, such as [ \"127.0.0.1\", \"::1\", \"10.0.0.0/8\" ]");
+    expect_error("", ov, 1,
+                 "-o routes: key 'routes[0].deny[0]': '::/129' is not an address, a CIDR block "
+                 "(\"10.0.0.0/8\", \"fe80::/10\") or \"unix\"");
 }
 END_TEST
 
@@ -637,8 +697,9 @@ START_TEST(test_check_keys_and_error)
     snprintf(want, sizeof(want), "%s:7: key 'routes[0].dir': must be a string", conf);
     ck_assert_str_eq(err, want);
 
-    /* A route's check allows the core's keys (path, module) besides the
-     * module's own, and still names the first unknown one. */
+    /* A route's check allows the core's keys (path, module, host, allow,
+     * deny) besides the module's own, and still names the first unknown
+     * one. */
     {
         static const char *const dir_only[] = {"dir", NULL};
         cr_route_ctx ctx = {.settings = cfg.routes[0].settings, .err = err, .errlen = sizeof(err)};
@@ -724,6 +785,8 @@ static Suite *config_suite(void)
     tcase_add_test(err_tc, test_bad_names);
     tcase_add_test(err_tc, test_routes);
     tcase_add_test(load_tc, test_route_host_list);
+    tcase_add_test(load_tc, test_route_access);
+    tcase_add_test(err_tc, test_route_access_errors);
     tcase_add_test(err_tc, test_listen_bad);
     tcase_add_test(err_tc, test_listen_unix_too_long);
     tcase_add_test(err_tc, test_bad_log_level);
