@@ -33,7 +33,11 @@ static void cr_blocking_wake(cr_conn *c)
 
 static int cr_blocking_send(cr_conn *c, struct iovec *iov, int n)
 {
-    return cr_conn_send_all(c, iov, n, false) == 0 ? CR_OK : CR_ERROR;
+    if (c->send_failed || cr_conn_send_all(c, iov, n, false) != 0) {
+        c->send_failed = true;
+        return CR_ERROR;
+    }
+    return CR_OK;
 }
 
 /* Timers need no arming: the suspended wait below watches their due times. */
@@ -510,7 +514,7 @@ static bool cr_conn_serve_one(cr_conn *c)
             consumed = c->consumed;
         }
     }
-    sent = cr_conn_send_response(c) == 0;
+    sent = !c->send_failed && cr_conn_send_response(c) == 0;
     cr_conn_account(c);
     /* Drain what the client still sends so it reads our answer, not a
      * reset: after an error, a body the handler left unread, or when we

@@ -287,17 +287,15 @@ void cr_conn_account(cr_conn *c)
 void cr_conn_next_request(cr_conn *c)
 {
     cr_conn_cancel_timers(c);
-    atomic_store(&c->run_state, CR_RUN_HANDLER);
-    c->on_abort = NULL;
-    c->abort_arg = NULL;
-    c->handler_suspended = false;
-    c->body_stream = false;
-    c->body_read = 0;
     cr_response_cleanup(&c->resp);
-    cr_response_reset(&c->resp);
     cr_pool_reset(&c->pool);
-    memset(&c->req, 0, sizeof(c->req));
-    c->bytes_sent = 0;
+    /* Every per-request field at once: a field reset one by one is a field
+     * someone forgets, and the next request then reads pointers into the
+     * pool just reset (a body, a decoder that already finished). */
+    memset(&c->CR_CONN_REQUEST_FIRST, 0,
+           offsetof(cr_conn, pool) - offsetof(cr_conn, CR_CONN_REQUEST_FIRST));
+    atomic_store(&c->run_state, CR_RUN_HANDLER);
+    cr_response_reset(&c->resp);
     c->nrequests++;
     /* The next request's wait starts now; one a pipelining client already
      * sent has none. */
@@ -330,7 +328,8 @@ int cr_conn_wait(cr_conn *c, short events, long long deadline, bool idle)
 
 int cr_conn_send_all(cr_conn *c, struct iovec *iov, int niov, bool more)
 {
-    long long deadline = cr_monotonic_ms() + 1000LL * cr_conn_config(c)->timeouts.write;
+    long long stall = 1000LL * cr_conn_config(c)->timeouts.write;
+    long long deadline = cr_monotonic_ms() + stall;
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
     int flags = MSG_NOSIGNAL | (more ? MSG_MORE : 0);
 
@@ -344,6 +343,9 @@ int cr_conn_send_all(cr_conn *c, struct iovec *iov, int niov, bool more)
                 return -1;
             continue;
         }
+        /* timeouts.write bounds a stall, not the whole response: a slow
+         * but steady reader of a large body is served to its end. */
+        deadline = cr_monotonic_ms() + stall;
         c->resp.started = true;
         while (msg.msg_iovlen > 0 && (size_t)n >= msg.msg_iov->iov_len) {
             n -= (ssize_t)msg.msg_iov->iov_len;

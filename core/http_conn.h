@@ -48,6 +48,7 @@ static inline int64_t cr_now_ns(void)
 }
 
 typedef struct cr_conn {
+    /* ---- the connection: lives from accept to close ---- */
     int fd;
     struct cr_child *child;
     int thread;
@@ -58,17 +59,34 @@ typedef struct cr_conn {
     char *buf; /* read buffer: header_bytes + 1 */
     size_t cap;
     size_t len;
-    size_t scanned; /* parser progress over the current head */
     unsigned nrequests;
 
+    const cr_conn_driver *driver;
+    void *driver_data;
+    int wake_fd; /* the blocking driver's wake-up eventfd, made at the first suspend */
+
+    /* What an event-thread cr_response_flush could not send at once; the
+     * buffer is kept between requests, the bytes never outlive one. */
+    char *pending;
+    size_t pending_len, pending_off, pending_cap;
+
+    cr_conn_times t; /* carried into the next request by cr_conn_next_request */
+
+    /* The parsed head; the parser initializes it for each request. */
     cr_http_head head;
+
+    /* ---- the request: everything from CR_CONN_REQUEST_FIRST up to the
+     * pool is zeroed by cr_conn_next_request, so no state of one request
+     * can leak into the next one on a kept-alive connection. Add
+     * per-request fields here. ---- */
+    size_t scanned; /* parser progress over the current head */
     size_t head_len;
     cr_request req;
     cr_response resp;
     bool keep_alive;
+    bool send_failed;    /* a flush failed: the rest of the response is not sent */
     uint64_t bytes_sent; /* body bytes of the current response */
-    cr_conn_times t;
-    size_t consumed; /* bytes of buf that belong to the current request */
+    size_t consumed;     /* bytes of buf that belong to the current request */
 
     /* Progress of a request body and of a response write, for the event
      * driver, which does both a piece at a time. */
@@ -90,23 +108,20 @@ typedef struct cr_conn {
     size_t body_dpos, body_dend;
     size_t body_read; /* delivered by cr_request_read */
 
-    /* What an event-thread cr_response_flush could not send at once. */
-    char *pending;
-    size_t pending_len, pending_off, pending_cap;
-
     /* A request the handler suspended (suspend.h). */
     atomic_int run_state;
     cr_timer *timers;
     cr_abort_fn on_abort;
     void *abort_arg;
     bool handler_suspended; /* the handler returned CR_SUSPENDED */
-    const cr_conn_driver *driver;
-    void *driver_data;
-    int wake_fd; /* the blocking driver's wake-up eventfd, made at the first suspend */
 
+    /* ---- the pool: reset, not zeroed, between requests ---- */
     cr_pool pool;
     _Alignas(16) char pool_block[CR_CONN_POOL_BLOCK];
 } cr_conn;
+
+/* The first per-request field of cr_conn (see above). */
+#define CR_CONN_REQUEST_FIRST scanned
 
 /* The connection a request belongs to. */
 static inline cr_conn *cr_conn_of(const cr_request *r)

@@ -24,9 +24,14 @@
 #include "corral/log.h"
 #include "http_conn.h"
 
-#define CR_ACCEPT_BATCH   64
-#define CR_LINGER_SECONDS 2
-#define CR_SPARE_CONNS    16
+#define CR_ACCEPT_BATCH       64
+#define CR_LINGER_SECONDS     2
+#define CR_SPARE_CONNS        16
+#define CR_CALLBACKS_PER_PASS 256
+/* An inline handler that holds the event thread longer than this stalls
+ * every connection of the child: it is logged (at most once a minute). */
+#define CR_INLINE_SLOW_NS         (100 * 1000000LL)
+#define CR_INLINE_SLOW_LOG_GAP_NS (60 * 1000000000LL)
 
 typedef enum cr_econn_state {
     CR_ES_IDLE,      /* keep-alive wait: no request bytes, no cr_conn */
@@ -53,7 +58,8 @@ typedef struct cr_econn {
     } peer;
     int fd;
     uint8_t state;
-    bool linger; /* drain the client after the response */
+    bool linger;   /* drain the client after the response */
+    bool buffered; /* the next request's bytes are in the buffer already */
     unsigned nrequests;
     int64_t idle_since; /* accepted, or the last response written (cr_now_ns) */
 } cr_econn;
@@ -77,6 +83,7 @@ typedef struct cr_evloop {
     bool accepting;
     bool full_logged;
     bool stopping;
+    int64_t slow_logged_at; /* the last warning of a slow inline handler */
 
     cr_conn **spares; /* recycled cr_conn structs with their buffers */
     int nspares;
@@ -211,6 +218,30 @@ static void cr_ev_watch(cr_econn *e, short what, const struct timeval *tv)
     }
 }
 
+/* Waits for more of a request head. timeouts.header bounds the whole head
+ * from its first byte, as under the blocking driver: re-arming the full
+ * timeout at every read would let a client that sends a byte now and then
+ * hold the connection for ever. */
+static void cr_ev_watch_head(cr_econn *e)
+{
+    int64_t due = e->c->t.first_byte + (int64_t)e->loop->cfg->timeouts.header * 1000000000;
+    int64_t left = due - cr_now_ns();
+    struct timeval tv = {0, 0};
+
+    if (e->c->t.first_byte == 0) {
+        cr_ev_watch(e, EV_READ, e->loop->tv_header);
+        return;
+    }
+    if (left > 0) {
+        tv.tv_sec = (time_t)(left / 1000000000);
+        tv.tv_usec = (suseconds_t)(left % 1000000000 / 1000);
+    }
+    /* libevent counts from the time it cached when this pass of the loop
+     * began, which lags ours by the pass so far. */
+    event_base_update_cache_time(e->loop->base);
+    cr_ev_watch(e, EV_READ, &tv);
+}
+
 /* ---- writing ---- */
 
 static void cr_ev_build_output(cr_conn *c)
@@ -326,8 +357,12 @@ static void cr_ev_finish(cr_econn *e)
     cr_conn_next_request(c);
     e->nrequests++;
     if (c->len > 0) {
+        /* A pipelined request is already here. It is parsed from the loop,
+         * not from here: calling back into the parser would nest one call
+         * chain per request a client packs into one write. */
         e->state = CR_ES_HEAD;
-        cr_ev_on_bytes(e);
+        e->buffered = true;
+        event_active(&e->ev, EV_READ, 1);
         return;
     }
     e->idle_since = c->t.wait_from;
@@ -346,6 +381,10 @@ static void cr_ev_respond(cr_econn *e)
      * pool thread that sends the response itself stamps it there. */
     if (e->c->t.handler_start != 0 && e->c->t.handler_end == 0)
         e->c->t.handler_end = cr_now_ns();
+    if (e->c->send_failed) {
+        cr_ev_close(e);
+        return;
+    }
     cr_ev_build_output(e->c);
     rc = cr_ev_flush(e->c);
     if (rc < 0) {
@@ -454,12 +493,14 @@ static void *cr_ev_pool_main(void *arg)
             /* Parked by the event thread: a finish from now on must not
              * hand e back a second time while it is on the done list. */
             e->c->handler_suspended = true;
+        } else if (e->c->send_failed) {
+            e->c->nout = -1; /* tells the event thread to close */
         } else {
             cr_ev_build_output(e->c);
             /* Try the write here: most responses fit in the socket buffer
              * and then the event thread only has to log and re-arm. */
             if (cr_ev_flush(e->c) < 0)
-                e->c->nout = -1; /* tells the event thread to close */
+                e->c->nout = -1;
         }
         cr_child_set_state(l->child, t->index, CR_SLOT_READY);
         cr_ev_pool_give_back(l, e);
@@ -476,12 +517,15 @@ static void cr_ev_watch_suspended(cr_econn *e)
     bool early_close = event_base_get_features(e->loop->base) & EV_FEATURE_EARLY_CLOSE;
     short what = (short)((early_close ? EV_CLOSED : EV_READ) | EV_PERSIST);
 
-    /* Flushed output the socket could not take yet goes out meanwhile. */
-    if (e->c->pending_len > e->c->pending_off)
+    bool output = e->c->pending_len > e->c->pending_off;
+
+    /* Flushed output the socket could not take yet goes out meanwhile, and
+     * a client that takes none of it for timeouts.write is dropped. */
+    if (output)
         what |= EV_WRITE;
     event_del(&e->ev);
     event_assign(&e->ev, e->loop->base, e->fd, what, cr_ev_on_conn_event, e);
-    if (event_add(&e->ev, NULL) != 0)
+    if (event_add(&e->ev, output ? e->loop->tv_write : NULL) != 0)
         cr_log(CR_LOG_ERROR, "cannot watch a suspended request's connection");
 }
 
@@ -558,6 +602,12 @@ static void cr_ev_on_suspended_event(cr_econn *e, short what)
     char byte;
     ssize_t n;
 
+    if (what & EV_TIMEOUT) {
+        cr_log(CR_LOG_INFO, "%s took none of a streamed response for %d s; dropping it",
+               e->c->remote_addr, e->loop->cfg->timeouts.write);
+        cr_ev_drop_suspended(e);
+        return;
+    }
     if (what & EV_WRITE) {
         int rc = cr_ev_send_pending(e->c);
 
@@ -623,17 +673,31 @@ static int cr_ev_queue_output(cr_conn *c, const struct iovec *iov, int n, size_t
 static int cr_ev_send(cr_conn *c, struct iovec *iov, int n)
 {
     cr_econn *e = c->driver_data;
-    size_t total = 0;
+    size_t total = 0, queued = c->pending_len - c->pending_off;
     ssize_t sent = 0;
 
-    if (!pthread_equal(pthread_self(), e->loop->event_thread))
-        return cr_conn_send_all(c, iov, n, false) == 0 ? CR_OK : CR_ERROR;
-    if (c->pending_len == c->pending_off) {
+    if (c->send_failed)
+        return CR_ERROR;
+    if (!pthread_equal(pthread_self(), e->loop->event_thread)) {
+        if (cr_conn_send_all(c, iov, n, false) == 0)
+            return CR_OK;
+        c->send_failed = true;
+        return CR_ERROR;
+    }
+    if (queued > CR_RESPONSE_QUEUE_MAX) {
+        cr_log(CR_LOG_INFO, "%s does not read its streamed response (%zu bytes queued); closing",
+               c->remote_addr, queued);
+        c->send_failed = true;
+        return CR_ERROR;
+    }
+    if (queued == 0) {
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
 
         sent = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
-        if (sent < 0 && errno != EAGAIN && errno != EINTR)
+        if (sent < 0 && errno != EAGAIN && errno != EINTR) {
+            c->send_failed = true;
             return CR_ERROR;
+        }
         if (sent < 0)
             sent = 0;
     }
@@ -641,9 +705,13 @@ static int cr_ev_send(cr_conn *c, struct iovec *iov, int n)
         total += iov[k].iov_len;
     if ((size_t)sent == total)
         return CR_OK;
-    if (cr_ev_queue_output(c, iov, n, (size_t)sent, total) != CR_OK)
+    if (cr_ev_queue_output(c, iov, n, (size_t)sent, total) != CR_OK) {
+        c->send_failed = true;
         return CR_ERROR;
-    if (e->state == CR_ES_SUSPENDED)
+    }
+    /* Only when the queue was empty: re-arming at every flush would
+     * restart the write timeout of a client that reads nothing. */
+    if (e->state == CR_ES_SUSPENDED && queued == 0)
         cr_ev_watch_suspended(e);
     return CR_OK;
 }
@@ -696,6 +764,24 @@ static bool cr_ev_runs_inline(const cr_conn *c)
     return true;
 }
 
+/* A non-blocking route that blocked anyway: a module bug that no request
+ * can cause (where a handler runs is the route's, never the client's), so
+ * it is worth a warning that names the route. */
+static void cr_ev_note_slow_inline(cr_evloop *l, const cr_conn *c)
+{
+    int64_t now = cr_now_ns(), took = now - c->t.handler_start;
+
+    if (took < CR_INLINE_SLOW_NS ||
+        (l->slow_logged_at != 0 && now - l->slow_logged_at < CR_INLINE_SLOW_LOG_GAP_NS))
+        return;
+    l->slow_logged_at = now;
+    cr_log(CR_LOG_WARN,
+           "a non-blocking handler held the event thread for %lld ms on %.*s (route %.*s); "
+           "a route that may block must not be declared non-blocking",
+           (long long)(took / 1000000), (int)c->req.target.len, c->req.target.ptr,
+           (int)c->req.route_path.len, c->req.route_path.ptr);
+}
+
 static void cr_ev_dispatch(cr_econn *e)
 {
     cr_conn *c = e->c;
@@ -713,6 +799,7 @@ static void cr_ev_dispatch(cr_econn *e)
         cr_child_set_state(c->child, c->thread, CR_SLOT_WRITE);
         rc = cr_http_run_handlers(c);
         cr_child_set_state(c->child, c->thread, CR_SLOT_READY);
+        cr_ev_note_slow_inline(e->loop, c);
         cr_ev_after_handler(e, rc);
         return;
     }
@@ -846,7 +933,7 @@ static void cr_ev_on_bytes(cr_econn *e)
     } else if (c->len >= c->cap) {
         cr_ev_error(e, 431);
     } else {
-        cr_ev_watch(e, EV_READ, e->loop->tv_header);
+        cr_ev_watch_head(e);
     }
 }
 
@@ -933,6 +1020,11 @@ static void cr_ev_on_conn_event(evutil_socket_t fd, short what, void *arg)
     }
     if (what & EV_TIMEOUT) {
         cr_ev_on_timeout(e);
+        return;
+    }
+    if (e->buffered) {
+        e->buffered = false;
+        cr_ev_on_bytes(e);
         return;
     }
     if (e->state == CR_ES_WRITE) {
@@ -1197,6 +1289,12 @@ static struct event_base *cr_ev_new_base(void)
     /* Coalesces the remove/add of a connection handed to the pool and back
      * within one loop pass into no epoll_ctl at all. */
     event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    /* Pipelined requests are run one callback each (cr_ev_finish): after
+     * this many callbacks the loop polls again, so a client that packs
+     * thousands into one write cannot starve the other connections, and
+     * the loop's cached time stays fresh for the timeouts. */
+    if (event_config_set_max_dispatch_interval(ec, NULL, CR_CALLBACKS_PER_PASS, 0) != 0)
+        cr_log(CR_LOG_WARN, "cannot bound the callbacks of one event loop pass");
     base = event_base_new_with_config(ec);
     event_config_free(ec);
     return base;

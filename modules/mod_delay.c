@@ -1,14 +1,20 @@
 /* delay: a simulated slow backend. Waits N milliseconds (the route's `ms`,
  * or ?ms=N, at most 60000), then answers 200 with a short text body: the
  * workload for comparing the MPMs. It waits in one of two ways (the
- * route's `mode`, or ?mode=):
+ * route's `mode`):
  *   block    sleeps in the handler, holding its thread as a blocking
  *            backend call would;
  *   suspend  suspends the request and finishes it from a core timer, as a
  *            module written for an asynchronous backend would.
  * With ?chunks=K (at most 1000) it streams: K pieces, one every N ms, each
  * flushed as a chunk as soon as it is there; ?size=B pads each piece to B
- * bytes (at most 1 MiB) with 'x' before its newline. */
+ * bytes (at most 1 MiB) with 'x' before its newline. A suspended stream
+ * keeps pace with its client: while much of it waits in the queue of a
+ * client that reads slowly, the next piece waits too.
+ *
+ * The mode is the route's alone, never the client's: a suspending route
+ * may run on the event MPM's event thread, and a request that could turn
+ * it into a sleeping one would stall every connection of that thread. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +26,11 @@
 #define CR_DELAY_MAX_MS     60000
 #define CR_DELAY_MAX_CHUNKS 1000
 #define CR_DELAY_MAX_SIZE   (1024 * 1024)
+/* A stream waits while more than this is queued for a client that reads
+ * slower than the pieces come (see cr_response_queued), checking again
+ * every CR_DELAY_PACE_MS. */
+#define CR_DELAY_QUEUE_HIGH (256 * 1024)
+#define CR_DELAY_PACE_MS    5
 
 typedef enum cr_delay_mode {
     CR_DELAY_BLOCK,
@@ -139,6 +150,11 @@ static void cr_delay_wake(cr_request *r, void *arg)
 {
     cr_delay_job *job = arg;
 
+    if (cr_response_queued(r) > CR_DELAY_QUEUE_HIGH) {
+        if (cr_timer_add(r, CR_DELAY_PACE_MS, cr_delay_wake, job) == NULL)
+            cr_response_finish(r);
+        return;
+    }
     if (cr_delay_piece(r, job) == CR_OK && job->chunks > 0 &&
         cr_timer_add(r, (unsigned long)job->ms, cr_delay_wake, job) != NULL)
         return;
@@ -156,12 +172,8 @@ static void cr_delay_sleep(long ms)
 static int cr_delay_handle(cr_request *r)
 {
     const cr_delay_route *route = r->route_data;
-    const char *mode_arg = cr_request_arg(r, "mode", NULL);
-    cr_delay_mode mode = route->mode;
     cr_delay_job *job = cr_palloc(r, sizeof(*job));
 
-    if (mode_arg != NULL && cr_delay_parse_mode(mode_arg, &mode) != CR_OK)
-        return 400;
     if (job == NULL || cr_response_header(r, "Content-Type", "text/plain") != CR_OK)
         return 500;
     job->ms = cr_delay_number(r, "ms", route->ms, CR_DELAY_MAX_MS);
@@ -169,7 +181,7 @@ static int cr_delay_handle(cr_request *r)
     job->size = cr_delay_number(r, "size", 0, CR_DELAY_MAX_SIZE);
     if (job->chunks < 1)
         job->chunks = 1;
-    if (mode == CR_DELAY_SUSPEND) {
+    if (route->mode == CR_DELAY_SUSPEND) {
         if (cr_timer_add(r, (unsigned long)job->ms, cr_delay_wake, job) == NULL)
             return 500;
         return CR_SUSPENDED;

@@ -100,16 +100,22 @@ int cr_response_writev(cr_request *r, const struct iovec *iov, int n);
  * closing the connection). Write, flush, write, flush..., then end as
  * usual (return CR_DONE, or cr_response_finish when suspended): the rest
  * goes out as the last chunk. Set the status and headers before the first
- * flush. It waits until the socket took the data, except on the event
- * MPM's event thread (inline handlers and timer callbacks), where what
- * the socket cannot take at once is queued. Not with
- * cr_response_sendfile. CR_OK, or CR_ERROR when the client is gone: stop
- * producing and end the request. */
+ * flush. It waits until the socket took the data (timeouts.write bounds
+ * each stall), except on the event MPM's event thread (inline handlers
+ * and timer callbacks), where what the socket cannot take at once is
+ * queued: a flush while more than CR_RESPONSE_QUEUE_MAX bytes are still
+ * queued fails. Not with cr_response_sendfile. CR_OK, or CR_ERROR when
+ * the client is gone or does not read: stop producing and end the
+ * request; the connection is then closed without the rest. */
 int cr_response_flush(cr_request *r);
+
+/* The most a connection keeps queued for a client that reads slower than
+ * the module flushes (see cr_response_flush). */
+#define CR_RESPONSE_QUEUE_MAX (1024 * 1024)
 
 /* Bytes flushed on the event thread that the client has not taken yet: a
  * module streaming faster than its client reads can wait for it to fall
- * (from a timer) instead of queueing without bound. 0 elsewhere. */
+ * (from a timer) instead of having its flushes fail. 0 elsewhere. */
 size_t cr_response_queued(const cr_request *r);
 
 /* Sends len bytes of fd from offset as the body (after anything written).
