@@ -29,8 +29,9 @@ static atomic_int cr_stop_drain;
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the stop flags are set in signal handlers");
 static int cr_stop_now_fd = -1;
 static int cr_stop_graceful_fd = -1;
-/* This child's process slot's flag, so that the status page shows it
- * finishing even when the stop signal did not come from the master. */
+/* This child's own report in the scoreboard, so that the status page
+ * shows it finishing even when the stop signal did not come from the
+ * master (the process slot itself is the master's, read-only here). */
 static volatile char *cr_quiescing;
 
 static void cr_stop_fd_raise(int fd)
@@ -335,7 +336,7 @@ int cr_child_run(cr_server *srv, int slot)
     /* A child whose master died must not serve on alone. */
     if (!srv->single_process && prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
         cr_log_errno(CR_LOG_WARN, errno, "prctl(PR_SET_PDEATHSIG)");
-    cr_quiescing = &srv->sb.processes[slot].quiescing;
+    cr_quiescing = &srv->sb.children[slot].graceful;
     if (cr_child_signals(&child) != 0 || cr_child_listen(&child) != 0) {
         cr_log_errno(CR_LOG_CRIT, errno, "child setup");
         return 1;

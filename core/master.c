@@ -17,6 +17,7 @@
 
 #include "access_log.h"
 #include "child.h"
+#include "child_table.h"
 #include "corral/corral.h"
 #include "error_log.h"
 #include "loader.h"
@@ -36,7 +37,8 @@ typedef struct cr_master {
     long long respawn_at; /* not before this time (ms), after fast deaths */
     int fast_deaths;      /* consecutive children that died soon after start */
     int ready_fd;         /* daemonizing parent waits for a byte here; -1 */
-    long long *started;   /* per process slot: when its child was forked (ms) */
+    /* The children this master forked: the only pids it ever signals. */
+    cr_child_table kids;
     bool pidfile_written;
     bool stop_asked; /* TERM or INT came while waiting for children */
 } cr_master;
@@ -173,8 +175,15 @@ static void cr_master_child_body(cr_master *m, int slot)
     sigset_t none;
 
     sigemptyset(&none);
-    if (pthread_sigmask(SIG_SETMASK, &none, NULL) != 0 ||
-        cr_drop_privileges(&m->srv->gen->cfg) != 0)
+    if (pthread_sigmask(SIG_SETMASK, &none, NULL) != 0)
+        _exit(1);
+    /* While still root: the sealed view is what the unprivileged child
+     * keeps. A child that cannot seal does not serve. */
+    if (cr_scoreboard_seal(&m->srv->sb) != 0) {
+        cr_log_errno(CR_LOG_CRIT, errno, "cannot map the scoreboard's master part read-only");
+        _exit(1);
+    }
+    if (cr_drop_privileges(&m->srv->gen->cfg) != 0)
         _exit(1);
     if (m->ready_fd >= 0)
         close(m->ready_fd);
@@ -184,7 +193,7 @@ static void cr_master_child_body(cr_master *m, int slot)
 static int cr_master_spawn(cr_master *m)
 {
     cr_server *srv = m->srv;
-    int slot = cr_scoreboard_free_slot(&srv->sb);
+    int slot = cr_child_table_free_slot(&m->kids);
     pid_t pid;
 
     if (slot < 0) {
@@ -204,8 +213,8 @@ static int cr_master_spawn(cr_master *m)
     }
     if (pid == 0)
         cr_master_child_body(m, slot);
-    srv->sb.processes[slot].pid = pid;
-    m->started[slot] = cr_master_now_ms();
+    cr_child_table_add(&m->kids, slot, pid, srv->gen->number, cr_master_now_ms());
+    srv->sb.processes[slot].pid = pid; /* for readers only */
     cr_log(CR_LOG_DEBUG, "started child %ld in slot %d", (long)pid, slot);
     return 0;
 }
@@ -217,18 +226,21 @@ typedef struct cr_census {
     int idle_one; /* slot of a child with an idle slot, or -1 */
 } cr_census;
 
-static cr_census cr_master_census(const cr_server *srv)
+/* Which children there are comes from the master's own table; only how
+ * busy they are comes from the scoreboard, as the children report it. */
+static cr_census cr_master_census(const cr_master *m)
 {
+    const cr_server *srv = m->srv;
     const cr_scoreboard *sb = &srv->sb;
     cr_census c = {0, 0, 0, -1};
 
-    for (uint32_t i = 0; i < sb->process_limit; i++) {
-        const cr_process_score *p = &sb->processes[i];
+    for (uint32_t i = 0; i < m->kids.count; i++) {
+        const cr_child_entry *k = &m->kids.slots[i];
 
-        if (p->pid == 0)
+        if (k->pid == 0)
             continue;
         c.all++;
-        if (p->quiescing || p->generation != srv->gen->number)
+        if (k->stopping || k->generation != srv->gen->number)
             continue;
         c.live++;
         for (uint32_t t = 0; t < (uint32_t)srv->gen->policy.threads_per_child; t++) {
@@ -244,20 +256,25 @@ static cr_census cr_master_census(const cr_server *srv)
     return c;
 }
 
-/* Asks one child to finish what it is doing and exit. */
-static void cr_master_quiesce(cr_server *srv, int slot)
+/* Signals the child of slot (one this master forked and has not reaped,
+ * so its pid cannot belong to anyone else yet); USR1 and WINCH also mark
+ * it as stopping. */
+static void cr_master_signal(cr_master *m, int slot, int sig)
 {
-    cr_process_score *p = &srv->sb.processes[slot];
+    cr_child_entry *k = &m->kids.slots[slot];
 
-    p->quiescing = 1;
-    if (p->pid > 0 && kill(p->pid, SIGUSR1) != 0)
-        cr_log_errno(CR_LOG_WARN, errno, "kill(%ld, USR1)", (long)p->pid);
+    if (sig == SIGUSR1 || sig == SIGWINCH) {
+        k->stopping = true;
+        m->srv->sb.processes[slot].quiescing = 1; /* for readers only */
+    }
+    if (kill(k->pid, sig) != 0 && errno != ESRCH)
+        cr_log_errno(CR_LOG_WARN, errno, "kill(%ld, %d)", (long)k->pid, sig);
 }
 
 static void cr_master_maintain(cr_master *m)
 {
     const cr_mpm_policy *pol = &m->srv->gen->policy;
-    cr_census c = cr_master_census(m->srv);
+    cr_census c = cr_master_census(m);
     int want = 0;
 
     if (m->respawns > 0 && cr_master_now_ms() >= m->respawn_at) {
@@ -274,7 +291,7 @@ static void cr_master_maintain(cr_master *m)
         m->spawn_rate = 1;
         if (pol->max_spare > 0 && c.idle - pol->threads_per_child >= pol->max_spare &&
             c.idle_one >= 0 && c.live > pol->min_processes)
-            cr_master_quiesce(m->srv, c.idle_one);
+            cr_master_signal(m, c.idle_one, SIGUSR1);
     }
     if (c.live + want > pol->max_processes)
         want = pol->max_processes - c.live;
@@ -299,7 +316,7 @@ static void cr_master_log_exit(pid_t pid, int status, bool expected)
  * and later, so a broken child cannot spin the CPU. */
 static void cr_master_owe_respawn(cr_master *m, int slot, int status)
 {
-    long long lived = cr_master_now_ms() - m->started[slot];
+    long long lived = cr_master_now_ms() - m->kids.slots[slot].started_ms;
     bool crashed = WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
 
     m->respawns++;
@@ -324,9 +341,9 @@ static void cr_master_reap(cr_master *m, bool stopping)
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        int slot = cr_scoreboard_find(&srv->sb, pid);
-        bool asked = stopping || slot < 0 || srv->sb.processes[slot].quiescing ||
-                     srv->sb.processes[slot].generation != srv->gen->number;
+        int slot = cr_child_table_find(&m->kids, pid);
+        bool asked = stopping || slot < 0 || m->kids.slots[slot].stopping ||
+                     m->kids.slots[slot].generation != srv->gen->number;
 
         cr_master_log_exit(pid, status, asked);
         if (slot < 0)
@@ -334,23 +351,21 @@ static void cr_master_reap(cr_master *m, bool stopping)
         /* A recycled child (requests_per_child) is replaced like a dead one. */
         if (!asked)
             cr_master_owe_respawn(m, slot, status);
+        cr_child_table_remove(&m->kids, slot);
         cr_scoreboard_release(&srv->sb, slot);
     }
     if (pid < 0 && errno != ECHILD)
         cr_log_errno(CR_LOG_ERROR, errno, "waitpid");
 }
 
-static void cr_master_signal_all(cr_server *srv, int sig, bool old_only)
+static void cr_master_signal_all(cr_master *m, int sig, bool old_only)
 {
-    for (uint32_t i = 0; i < srv->sb.process_limit; i++) {
-        cr_process_score *p = &srv->sb.processes[i];
+    for (uint32_t i = 0; i < m->kids.count; i++) {
+        const cr_child_entry *k = &m->kids.slots[i];
 
-        if (p->pid <= 0 || (old_only && p->generation == srv->gen->number))
+        if (k->pid == 0 || (old_only && k->generation == m->srv->gen->number))
             continue;
-        if (sig == SIGUSR1 || sig == SIGWINCH)
-            p->quiescing = 1;
-        if (kill(p->pid, sig) != 0 && errno != ESRCH)
-            cr_log_errno(CR_LOG_WARN, errno, "kill(%ld, %d)", (long)p->pid, sig);
+        cr_master_signal(m, (int)i, sig);
     }
 }
 
@@ -385,21 +400,21 @@ static void cr_master_reclaim(cr_master *m, long long graceful_ms)
         int sig;
 
         cr_master_reap(m, true);
-        if (cr_master_census(m->srv).all == 0)
+        if (cr_master_census(m).all == 0)
             return;
         waited = cr_master_now_ms() - start;
         if (!termed && graceful_ms > 0 && waited >= graceful_ms) {
             cr_log(CR_LOG_WARN, "graceful stop timed out; stopping the rest");
-            cr_master_signal_all(m->srv, SIGTERM, false);
+            cr_master_signal_all(m, SIGTERM, false);
             start = cr_master_now_ms();
             termed = true;
         } else if (termed && !killed && waited >= CR_STOP_KILL_MS) {
             cr_log(CR_LOG_WARN, "children still running; sending KILL");
-            cr_master_signal_all(m->srv, SIGKILL, false);
+            cr_master_signal_all(m, SIGKILL, false);
             killed = true;
         } else if (termed && !killed && waited >= CR_STOP_TERM_AGAIN_MS &&
                    waited < CR_STOP_TERM_AGAIN_MS + 200) {
-            cr_master_signal_all(m->srv, SIGTERM, false);
+            cr_master_signal_all(m, SIGTERM, false);
         }
         sig = cr_master_wait_signal(m, 200);
         /* A log rotation does not wait for the children: its old file is
@@ -411,7 +426,7 @@ static void cr_master_reclaim(cr_master *m, long long graceful_ms)
         m->stop_asked = true;
         if (!termed) {
             cr_log(CR_LOG_NOTICE, "stop requested during a graceful stop; stopping the rest");
-            cr_master_signal_all(m->srv, SIGTERM, false);
+            cr_master_signal_all(m, SIGTERM, false);
             start = cr_master_now_ms();
             termed = true;
         }
@@ -490,7 +505,7 @@ static void cr_master_restart(cr_master *m, bool graceful)
         return;
     cr_log(CR_LOG_NOTICE, "%s restart to generation %u", graceful ? "graceful" : "full", g->number);
     if (!graceful) {
-        cr_master_signal_all(m->srv, SIGTERM, false);
+        cr_master_signal_all(m, SIGTERM, false);
         cr_master_reclaim(m, 0);
     }
     if (m->stop_asked) { /* the loop stops the server instead */
@@ -508,7 +523,7 @@ static void cr_master_restart(cr_master *m, bool graceful)
      * hold and exit, so that someone accepts all along; the listeners stay
      * open, so no connection is refused. */
     if (graceful)
-        cr_master_signal_all(m->srv, SIGUSR1, true);
+        cr_master_signal_all(m, SIGUSR1, true);
 }
 
 /* ---- the loop ---- */
@@ -548,13 +563,13 @@ static void cr_master_shutdown(cr_master *m, bool graceful)
     if (graceful) {
         cr_log(CR_LOG_NOTICE, "graceful stop: finishing requests in flight");
         cr_master_refuse_new(srv);
-        cr_master_signal_all(srv, SIGWINCH, false);
+        cr_master_signal_all(m, SIGWINCH, false);
         cr_listeners_close(&srv->listeners, 1);
         cr_master_reclaim(
             m, srv->gen->cfg.timeouts.graceful > 0 ? 1000LL * srv->gen->cfg.timeouts.graceful : -1);
     } else {
         cr_log(CR_LOG_NOTICE, "stopping");
-        cr_master_signal_all(srv, SIGTERM, false);
+        cr_master_signal_all(m, SIGTERM, false);
         cr_master_reclaim(m, 0);
     }
     cr_listeners_close(&srv->listeners, 1);
@@ -661,8 +676,7 @@ static int cr_master_scoreboard(cr_master *m)
     }
     srv->sb.running_generation = srv->gen->number;
     cr_logs_follow(&srv->sb.hdr->log_epoch);
-    m->started = calloc(procs, sizeof(*m->started));
-    return m->started != NULL ? 0 : -1;
+    return cr_child_table_init(&m->kids, procs);
 }
 
 /* At the end, with the pidfile: corralctl takes a missing scoreboard for a
@@ -671,8 +685,7 @@ static void cr_master_scoreboard_remove(cr_master *m)
 {
     cr_logs_follow(NULL);
     cr_scoreboard_destroy(&m->srv->sb);
-    free(m->started);
-    m->started = NULL;
+    cr_child_table_free(&m->kids);
 }
 
 static int cr_master_block_signals(cr_master *m)
@@ -737,7 +750,7 @@ int cr_master_run(cr_server *srv, const cr_options *opt)
     cr_master_scoreboard_remove(&m);
     return 0;
 fail:
-    cr_master_signal_all(srv, SIGTERM, false);
+    cr_master_signal_all(&m, SIGTERM, false);
     cr_master_reclaim(&m, 0);
     cr_listeners_close(&srv->listeners, 1);
     cr_pidfile_remove(&m);

@@ -79,7 +79,8 @@ CR_NO_TSAN static bool cr_status_copy_child(cr_status_child *c, cr_status_thread
     c->pid = pid > 0 ? pid : 0;
     c->generation = CR_LOAD(p->generation);
     c->started = CR_LOAD(p->started);
-    graceful = CR_LOAD(p->quiescing) || c->generation < sb->running_generation;
+    graceful = CR_LOAD(p->quiescing) || CR_LOAD(sb->children[i].graceful) ||
+               c->generation < sb->running_generation;
     c->state = graceful ? CR_STATUS_CHILD_GRACEFUL
                         : (pid > 0 ? CR_STATUS_CHILD_RUNNING : CR_STATUS_CHILD_STARTING);
     c->nthreads = sb->thread_limit;

@@ -59,6 +59,7 @@ long long cr_ctl_now_ms(void)
 
 typedef struct cr_ctl_proc {
     char state;               /* R S D Z ... */
+    long ppid;                /* field 4 */
     unsigned long long start; /* field 22: clock ticks after boot */
     char comm[64];
 } cr_ctl_proc;
@@ -88,10 +89,10 @@ static int cr_ctl_proc_stat(pid_t pid, cr_ctl_proc *p)
         return -1;
     snprintf(p->comm, sizeof(p->comm), "%.*s", (int)(close_paren - open_paren - 1), open_paren + 1);
     p->state = close_paren[2];
-    /* Fields 4 to 21 skipped, then the start time. */
+    /* The parent, fields 5 to 21 skipped, then the start time. */
     if (sscanf(close_paren + 3,
-               "%*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
-               &p->start) != 1)
+               "%ld %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
+               &p->ppid, &p->start) != 2)
         return -1;
     return 0;
 }
@@ -225,7 +226,8 @@ typedef struct cr_ctl_procs {
     size_t n;
 } cr_ctl_procs;
 
-static void cr_ctl_procs_add(cr_ctl_procs *ps, pid_t pid)
+/* Adds pid; with parent > 0, only if parent is its parent. */
+static void cr_ctl_procs_add(cr_ctl_procs *ps, pid_t pid, pid_t parent)
 {
     cr_ctl_proc p;
 
@@ -233,6 +235,8 @@ static void cr_ctl_procs_add(cr_ctl_procs *ps, pid_t pid)
         if (ps->pid[i] == pid)
             return;
     if (pid <= 0 || ps->n == CR_CTL_MAX_PIDS || cr_ctl_proc_stat(pid, &p) != 0)
+        return;
+    if (parent > 0 && p.ppid != (long)parent)
         return;
     ps->pid[ps->n] = pid;
     ps->start[ps->n++] = p.start;
@@ -251,20 +255,23 @@ static void cr_ctl_procs_add_children(cr_ctl_procs *ps, pid_t master)
     if (f == NULL)
         return;
     while (fscanf(f, "%ld", &pid) == 1)
-        cr_ctl_procs_add(ps, (pid_t)pid);
+        cr_ctl_procs_add(ps, (pid_t)pid, 0);
     fclose(f);
 }
 
+/* The master and its children. A pid from the scoreboard counts only
+ * while the master is its parent: whatever else the file may name (it is
+ * shared memory, a corrupt or stale one names anything) is not waited for. */
 static void cr_ctl_procs_gather(const cr_ctl *ctl, const cr_ctl_master *m, cr_ctl_procs *ps)
 {
     cr_scoreboard sb;
     char err[512];
 
     ps->n = 0;
-    cr_ctl_procs_add(ps, m->pid);
+    cr_ctl_procs_add(ps, m->pid, 0);
     if (cr_scoreboard_attach(&sb, ctl->cfg.scoreboard, err, sizeof(err)) == 0) {
         for (uint32_t i = 0; i < sb.process_limit; i++)
-            cr_ctl_procs_add(ps, sb.processes[i].pid);
+            cr_ctl_procs_add(ps, sb.processes[i].pid, m->pid);
         cr_scoreboard_destroy(&sb);
     }
     cr_ctl_procs_add_children(ps, m->pid);
