@@ -29,7 +29,7 @@ if command -v timeout >/dev/null 2>&1; then
     bound=(timeout -k 15 "$limit")
 fi
 
-passed=0 failed=0 status=0 results=()
+passed=0 failed=0 skipped=0 status=0 results=()
 for mpm in "${mpms[@]}"; do
     out="$(mktemp)"
     ${bound[@]+"${bound[@]}"} python3 "$src/tests/integration/suite.py" --mpm "$mpm" 2>&1 | tee "$out"
@@ -46,15 +46,20 @@ for mpm in "${mpms[@]}"; do
     fi
     p="$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")"
     f="$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
+    s=0
+    if [[ "$line" =~ ([0-9]+)\ skipped ]]; then
+        s="${BASH_REMATCH[1]}"
+    fi
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         f=1
         line="$line, but exit status $rc"
     fi
     passed=$((passed + p))
     failed=$((failed + f))
+    skipped=$((skipped + s))
     results+=("$line")
 done
 echo
 printf '%s\n' "${results[@]}"
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 exit "$status"

@@ -87,14 +87,12 @@ def proc_uids(pid):
 @test(None)
 def test_children_drop_privileges(_):
     if os.geteuid() != 0:
-        print("# note: not root; privilege dropping not tried", flush=True)
-        return
+        raise Skip("not root: privilege dropping not tried")
     import pwd
     try:
         nobody = pwd.getpwnam("nobody")
     except KeyError:
-        print("# note: no user nobody here; privilege dropping not tried", flush=True)
-        return
+        raise Skip("no user nobody here: privilege dropping not tried") from None
     srv = Server(MPM, ['user="nobody"'], label="user").start()
     try:
         kids = srv.wait_children(1)

@@ -9,8 +9,7 @@ def test_echo_headers(srv):
     raw = ("POST /echo?headers=1&x=%%41 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-One: 1\r\n"
            "X-Twice: a\r\nx-twice:   b  \r\nContent-Length: %d\r\n\r\n" % len(body)).encode() + body
     with Conn(srv.port) as c:
-        c.send(raw)
-        r = c.read_response()
+        r = c.exchange(raw)
         expect_eq(r.status, 200, "status")
         check((r.header("content-type") or "").startswith("text/plain"),
               "Content-Type %s" % r.header("content-type"))
@@ -18,9 +17,9 @@ def test_echo_headers(srv):
                 b"X-Twice: a\nx-twice: b\nContent-Length: 9\n\n" + body)
         expect_eq(r.body, want, "echo of the request head and body")
         # headers=0 and no argument: the body alone, typed as sent.
-        c.send(req("/echo?headers=0", method="POST",
-                   headers=["Content-Type: application/x-thing", "Content-Length: 2"], body=b"hi"))
-        r = c.read_response()
+        r = c.exchange(req("/echo?headers=0", method="POST",
+                           headers=["Content-Type: application/x-thing", "Content-Length: 2"],
+                           body=b"hi"))
         expect_eq((r.body, r.header("content-type")), (b"hi", "application/x-thing"), "headers=0")
 
 

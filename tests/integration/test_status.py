@@ -24,7 +24,7 @@ PROM_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"')
 
 
 def status_get(srv, query="", path=STATUS):
-    r = get(srv.port, path + query)
+    r = get(srv.port, path + query, varies=True)  # the figures change with every request
     expect_eq(r.status, 200, "GET %s%s status" % (path, query))
     return r
 
@@ -211,7 +211,7 @@ def auto_phases(fields):
     return out
 
 
-@test("fresh")
+@test("fresh", replay=False)  # counts the requests exactly and times their phases
 def test_status_phases(srv):
     """Where the time goes: on one keep-alive connection, requests that wait
     D ms in the handler (blocking and suspended) with G ms pauses between
@@ -283,7 +283,7 @@ def one_handler_opts():
             "event": ["mpm_event.processes=1", "mpm_event.threads=1"]}[MPM]
 
 
-@test(None)
+@test(None, replay=False)  # times the phases on a server with one handler slot
 def test_status_phases_queue(_):
     """With one handler slot, a request that comes while another holds it
     for D ms waits about D ms for it: in the accept queue (prefork, worker,
@@ -345,7 +345,7 @@ def test_status_html(srv):
     """The page parses with balanced tags and escapes a request line that
     holds markup."""
     evil = STATUS + "?q=<script>alert(1)</script>"
-    r = get(srv.port, evil)
+    r = get(srv.port, evil, varies=True)  # the page changes with every request
     expect_eq(r.status, 200, "GET %s status" % evil)
     ctype = r.header("content-type") or ""
     check(ctype.startswith("text/html"), "Content-Type %s" % short(ctype))

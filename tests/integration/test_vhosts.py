@@ -4,9 +4,7 @@
 
 
 def host_get(port, path, host):
-    with Conn(port) as c:
-        c.send(req(path, host=False, headers=["Host: " + host] if host is not None else []))
-        return c.read_response()
+    return get(port, path, host=False, headers=["Host: " + host] if host is not None else [])
 
 
 @test(None)
