@@ -390,8 +390,12 @@ void cr_http_error_page(cr_conn *c, int status)
 bool cr_response_has_header(const cr_response *resp, const char *name)
 {
     size_t nlen = strlen(name);
-    const char *p = resp->headers, *end = resp->headers + resp->headers_len;
+    const char *p = resp->headers, *end;
 
+    /* No header yet: NULL, and NULL + 0 is undefined behaviour. */
+    if (p == NULL)
+        return false;
+    end = p + resp->headers_len;
     while (p != NULL && p < end) {
         if ((size_t)(end - p) > nlen && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0)
             return true;
