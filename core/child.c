@@ -342,7 +342,7 @@ int cr_child_run(cr_server *srv, int slot)
         return 1;
     }
     cr_child_modules(child.gen, true);
-    status = child.gen->mpm->child_main(&child);
+    status = child.gen->mpm->child_main(&child, child.gen->mpm_state);
     cr_child_modules(child.gen, false);
     close(child.epfd);
     return status;

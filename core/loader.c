@@ -184,11 +184,15 @@ fail:
 static int cr_configure_mpm(cr_generation *g, char *err, size_t errlen)
 {
     char group[128];
+    void *state = NULL;
 
     snprintf(group, sizeof(group), "mpm_%s", g->cfg.mpm);
     memset(&g->policy, 0, sizeof(g->policy));
-    if (g->mpm->configure(cr_config_group(&g->cfg, group), &g->policy, err, errlen) != CR_OK)
+    if (g->mpm->configure(cr_config_group(&g->cfg, group), &g->policy, &state, err, errlen) !=
+        CR_OK)
         return -1;
+    /* Kept before the checks below, so that a refused policy still frees it. */
+    g->mpm_state = state;
     if (g->policy.threads_per_child < 1 || g->policy.max_processes < 1) {
         snprintf(err, errlen, "MPM '%s' asked for no processes or threads", g->cfg.mpm);
         return -1;
@@ -307,6 +311,8 @@ fail:
  * init allocated stays reachable from it. */
 void cr_generation_free(cr_generation *g)
 {
+    if (g->mpm != NULL && g->mpm->release != NULL && g->mpm_state != NULL)
+        g->mpm->release(g->mpm_state);
     for (size_t i = 0; i < g->nmodules; i++) {
         free(g->modules[i].name);
         free(g->modules[i].file);

@@ -29,6 +29,7 @@ typedef struct cr_generation {
     char *mpm_file;
     void *mpm_dl;
     cr_mpm_policy policy;
+    void *mpm_state; /* what mpm->configure made for this generation's children */
     cr_module_ref *modules;
     size_t nmodules;
     cr_router router;

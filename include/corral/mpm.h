@@ -1,8 +1,9 @@
 /* The MPM (multi-processing module) interface. An MPM is a shared object
- * (mpm_NAME.so) exporting one `const cr_mpm cr_mpm_entry`: it validates its
- * own config group, tells the master how many children and threads to keep,
- * and supplies the body of a child process. Accepting, HTTP, routing,
- * modules and the scoreboard are core services listed below. */
+ * (mpm_NAME.so) exporting one `const cr_mpm cr_mpm_entry`: it reads its own
+ * config group into a state of its own for each generation, tells the
+ * master how many children and threads to keep, and supplies the body of a
+ * child process. Accepting, HTTP, routing, modules and the scoreboard are
+ * core services listed below. */
 #ifndef CORRAL_MPM_H
 #define CORRAL_MPM_H
 
@@ -13,7 +14,7 @@
 #include "corral/types.h"
 
 #define CR_MPM_MAGIC 0x4352504du /* "CRPM" */
-#define CR_MPM_ABI   1u
+#define CR_MPM_ABI   2u          /* bumped on any incompatible change */
 
 /* What the master keeps running, filled by cr_mpm.configure. Spare counts
  * are in idle handler slots (threads; one per prefork child). */
@@ -34,13 +35,24 @@ typedef struct cr_mpm {
     uint32_t abi;   /* CR_MPM_ABI */
     const char *name;
     const char *version;
-    /* Validates the group mpm_NAME (NULL when absent: use defaults) and
-     * fills policy. CR_OK, or CR_ERROR with a message in err. */
-    int (*configure)(const config_setting_t *settings, cr_mpm_policy *policy, char *err,
-                     size_t errlen);
-    /* The body of a child process (also of `corral -X`). Returns the exit
-     * status. It should return soon after cr_child_stopping() turns true. */
-    int (*child_main)(cr_child *child);
+    /* Validates the group mpm_NAME (NULL when absent: use defaults), fills
+     * policy and sets *state to what child_main needs of the config (NULL
+     * when nothing). CR_OK, or CR_ERROR with a message in err and nothing
+     * left allocated. Called once per generation, before any child forks:
+     * at start, at every restart and for a config test. A graceful restart
+     * configures the new generation while children of the old one still
+     * serve with the old state, so the state belongs to its generation,
+     * never to a static of the MPM. */
+    int (*configure)(const config_setting_t *settings, cr_mpm_policy *policy, void **state,
+                     char *err, size_t errlen);
+    /* The body of a child process (also of `corral -X`), with the state
+     * configure made for the child's generation. Returns the exit status.
+     * It should return soon after cr_child_stopping() turns true. */
+    int (*child_main)(cr_child *child, void *state);
+    /* Frees a state configure made, when its generation is freed (a
+     * restart replaced it, or the config was only tested). NULL when
+     * configure never sets a state. */
+    void (*release)(void *state);
 } cr_mpm;
 
 /* Scoreboard states of a handler slot, as mod_status letters. */

@@ -1,6 +1,11 @@
 /* event: per child one event thread that accepts, reads requests and holds
  * idle keep-alive connections, plus a pool of handler threads; the core's
  * event driver does the work, this MPM sizes it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "corral/corral.h"
 
 typedef struct cr_event_key {
@@ -29,12 +34,11 @@ static int cr_event_read(const config_setting_t *settings, const cr_event_key *k
     return CR_OK;
 }
 
-/* The values configure read, for child_main: an MPM is loaded once per
- * process and configured once per generation, in the master before fork. */
-static cr_event_options cr_event_opts = {.threads = 16, .max_connections = 10000};
-
-static int cr_event_configure(const config_setting_t *settings, cr_mpm_policy *policy, char *err,
-                              size_t errlen)
+/* The options of one generation's children: configure runs in the master
+ * once per generation, and after a graceful restart children of the old
+ * generation still run with theirs. */
+static int cr_event_configure(const config_setting_t *settings, cr_mpm_policy *policy, void **state,
+                              char *err, size_t errlen)
 {
     static const char *const allowed[] = {"processes", "threads", "max_connections", "queue_limit",
                                           NULL};
@@ -45,13 +49,20 @@ static int cr_event_configure(const config_setting_t *settings, cr_mpm_policy *p
         {"max_connections", &max_connections, 1, 1000000},
         {"queue_limit", &queue_limit, 0, 1000000},
     };
+    cr_event_options *opts;
 
     if (settings != NULL && cr_config_check_keys(settings, allowed, err, errlen) != CR_OK)
         return CR_ERROR;
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (cr_event_read(settings, &keys[i], err, errlen) != CR_OK)
             return CR_ERROR;
-    cr_event_opts = (cr_event_options){threads, max_connections, queue_limit};
+    opts = malloc(sizeof(*opts));
+    if (opts == NULL) {
+        snprintf(err, errlen, "mpm_event: %s", strerror(errno));
+        return CR_ERROR;
+    }
+    *opts = (cr_event_options){threads, max_connections, queue_limit};
+    *state = opts;
     policy->start_processes = processes;
     policy->min_processes = processes;
     policy->max_processes = processes;
@@ -62,9 +73,14 @@ static int cr_event_configure(const config_setting_t *settings, cr_mpm_policy *p
     return CR_OK;
 }
 
-static int cr_event_child_main(cr_child *child)
+static int cr_event_child_main(cr_child *child, void *state)
 {
-    return cr_child_serve_events(child, &cr_event_opts);
+    return cr_child_serve_events(child, state);
+}
+
+static void cr_event_release(void *state)
+{
+    free(state);
 }
 
 __attribute__((visibility("default"))) const cr_mpm cr_mpm_entry = {
@@ -74,4 +90,5 @@ __attribute__((visibility("default"))) const cr_mpm cr_mpm_entry = {
     .version = CR_VERSION,
     .configure = cr_event_configure,
     .child_main = cr_event_child_main,
+    .release = cr_event_release,
 };

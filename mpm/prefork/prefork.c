@@ -33,8 +33,9 @@ static int cr_prefork_read(const config_setting_t *settings, const cr_prefork_ke
     return CR_OK;
 }
 
-static int cr_prefork_configure(const config_setting_t *settings, cr_mpm_policy *policy, char *err,
-                                size_t errlen)
+/* Sets no state: the children need nothing of the config beyond the policy. */
+static int cr_prefork_configure(const config_setting_t *settings, cr_mpm_policy *policy,
+                                void **state, char *err, size_t errlen)
 {
     static const char *const allowed[] = {"start", "min_spare", "max_spare", "max_workers", NULL};
     int start = 4, min_spare = 2, max_spare = 8, max_workers = 150;
@@ -55,6 +56,7 @@ static int cr_prefork_configure(const config_setting_t *settings, cr_mpm_policy 
                         "needs min_spare <= max_spare and start <= max_workers");
         return CR_ERROR;
     }
+    *state = NULL;
     policy->start_processes = start;
     policy->min_processes = 1;
     policy->max_processes = max_workers;
@@ -64,10 +66,11 @@ static int cr_prefork_configure(const config_setting_t *settings, cr_mpm_policy 
     return CR_OK;
 }
 
-static int cr_prefork_child_main(cr_child *child)
+static int cr_prefork_child_main(cr_child *child, void *state)
 {
     int fd;
 
+    (void)state;
     cr_child_set_state(child, 0, CR_SLOT_READY);
     while (!cr_child_stopping(child) && !cr_child_recycle_due(child)) {
         fd = cr_child_accept(child);

@@ -65,8 +65,9 @@ static const char *cr_worker_check(int processes, int threads, int max_workers)
     return NULL;
 }
 
-static int cr_worker_configure(const config_setting_t *settings, cr_mpm_policy *policy, char *err,
-                               size_t errlen)
+/* Sets no state: the children need nothing of the config beyond the policy. */
+static int cr_worker_configure(const config_setting_t *settings, cr_mpm_policy *policy,
+                               void **state, char *err, size_t errlen)
 {
     static const char *const allowed[] = {"processes",         "threads",     "min_spare_threads",
                                           "max_spare_threads", "max_workers", NULL};
@@ -95,6 +96,7 @@ static int cr_worker_configure(const config_setting_t *settings, cr_mpm_policy *
      * and fork a new one on the next tick, over and over. */
     if (max_spare < min_spare + threads)
         max_spare = min_spare + threads;
+    *state = NULL;
     policy->start_processes = processes;
     policy->min_processes = 1;
     policy->max_processes = max_workers / threads;
@@ -370,11 +372,12 @@ static int cr_worker_start(cr_worker *w)
     return i;
 }
 
-static int cr_worker_child_main(cr_child *child)
+static int cr_worker_child_main(cr_child *child, void *state)
 {
     cr_worker w;
     int started, status = 1;
 
+    (void)state;
     if (cr_worker_init(&w, child) != 0)
         return 1;
     started = cr_worker_start(&w);
