@@ -55,18 +55,24 @@ def trust_forge(srv, pid, generation=0, idle=False):
 
 
 def trust_generation(srv, kids):
-    """The generation a running child's process slot shows."""
-    with open(trust_scoreboard(srv), "rb") as f:
-        head = f.read(64)
-        psize, = struct.unpack_from("<I", head, TRUST_PROCESS_SIZE_AT)
-        plimit, = struct.unpack_from("<I", head, TRUST_PROCESS_LIMIT_AT)
-        poff, = struct.unpack_from("<Q", head, TRUST_PROCESS_OFFSET_AT)
-        for i in range(plimit):
-            f.seek(poff + i * psize)
-            pid, gen = struct.unpack("<iI", f.read(8))
-            if pid in kids:
-                return gen
-    raise Fail("no child of %s in the scoreboard" % sorted(kids))
+    """The generation a running child's process slot shows. A child seen in
+    /proc may not be in the scoreboard yet (a slow, sanitized start): wait
+    for it, within the start timeout."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        with open(trust_scoreboard(srv), "rb") as f:
+            head = f.read(64)
+            psize, = struct.unpack_from("<I", head, TRUST_PROCESS_SIZE_AT)
+            plimit, = struct.unpack_from("<I", head, TRUST_PROCESS_LIMIT_AT)
+            poff, = struct.unpack_from("<Q", head, TRUST_PROCESS_OFFSET_AT)
+            for i in range(plimit):
+                f.seek(poff + i * psize)
+                pid, gen = struct.unpack("<iI", f.read(8))
+                if pid in kids:
+                    return gen
+        if time.monotonic() > deadline:
+            raise Fail("no child of %s in the scoreboard" % sorted(kids))
+        time.sleep(0.05)
 
 
 def trust_check_alive(victim, srv, step):
