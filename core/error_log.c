@@ -14,7 +14,10 @@
 #include "access_log.h"
 #include "corral/log.h"
 
-int cr_log_max_level = CR_LOG_INFO;
+/* The configured level. Every cr_log call reads it, through
+ * cr_log_enabled, in whatever file it is: the calls have no argument to
+ * carry it, and the error log is one per process anyway. */
+static int cr_log_max_level = CR_LOG_INFO;
 
 static int cr_error_log = -1;   /* -1: stderr */
 static char *cr_error_log_path; /* its file, for reopening; NULL for stderr */
@@ -51,6 +54,16 @@ int cr_error_log_open(const char *path, int level)
     cr_error_log_path = copy;
     cr_log_max_level = level;
     return 0;
+}
+
+void cr_error_log_set_level(int level)
+{
+    cr_log_max_level = level;
+}
+
+bool cr_log_enabled(cr_log_level level)
+{
+    return (int)level <= cr_log_max_level;
 }
 
 void cr_error_log_mirror_stderr(bool on)

@@ -21,6 +21,10 @@
  * the previous file is closed. Returns 0, or -1 with errno set. */
 int cr_error_log_open(const char *path, int level);
 
+/* Drops messages less severe than level from now on (a cr_log_level; the
+ * open above sets it too). */
+void cr_error_log_set_level(int level);
+
 /* Also copy messages to stderr (foreground runs). */
 void cr_error_log_mirror_stderr(bool on);
 

@@ -11,8 +11,6 @@
 #include "loader.h"
 #include "master.h"
 
-cr_server cr_the_server;
-
 static void cr_usage(FILE *out)
 {
     fprintf(out,
@@ -112,7 +110,10 @@ static void cr_show_version(const char *exe_dir)
 int main(int argc, char **argv)
 {
     cr_options opt = {0};
-    cr_server *srv = &cr_the_server;
+    /* Lives as long as the process: main returns only when the master (or
+     * a child, in its copy) is done. */
+    cr_server server = {.access_log = -1};
+    cr_server *srv = &server;
     cr_generation *gen = NULL;
     char err[1024];
     int status = 1;
@@ -120,7 +121,7 @@ int main(int argc, char **argv)
     if (cr_parse_args(argc, argv, &opt) != 0)
         goto done;
     srv->exe_dir = cr_loader_exe_dir();
-    srv->access_log = -1;
+    cr_status_init(srv);
     if (opt.show_version) {
         cr_show_version(srv->exe_dir);
         status = 0;

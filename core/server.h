@@ -45,7 +45,8 @@ typedef struct cr_server {
     int access_log;      /* descriptor, -1 when off */
 } cr_server;
 
-/* The one server object of this process. */
-extern cr_server cr_the_server;
+/* Names the server cr_status_snapshot copies (implemented in status.c).
+ * Called once by main before the master runs, so that children inherit it. */
+void cr_status_init(const cr_server *srv);
 
 #endif

@@ -221,11 +221,22 @@ cr_status *cr_scoreboard_status(const cr_scoreboard *sb)
     return st;
 }
 
+/* The server a snapshot copies. cr_status_snapshot is public API that a
+ * module's handler calls without arguments, so nothing can carry the
+ * server to it: main names it here once, through cr_status_init, rather
+ * than this file reading main's object. */
+static const cr_server *cr_status_srv;
+
+void cr_status_init(const cr_server *srv)
+{
+    cr_status_srv = srv;
+}
+
 cr_status *cr_status_snapshot(void)
 {
-    const cr_server *srv = &cr_the_server;
+    const cr_server *srv = cr_status_srv;
 
-    if (srv->sb.map == NULL || srv->gen == NULL) {
+    if (srv == NULL || srv->sb.map == NULL || srv->gen == NULL) {
         errno = ESRCH;
         return NULL;
     }

@@ -17,11 +17,9 @@
 #include "corral/corral.h"
 #include "corralctl.h"
 #include "cr_build.h"
+#include "error_log.h"
 #include "loader.h"
 #include "server.h"
-
-/* The core's status code refers to the server object of the process. */
-cr_server cr_the_server;
 
 /* How long a restart may take to show a new generation in the scoreboard:
  * a full one first stops every child (the master sends KILL after 8 s). */
@@ -530,7 +528,7 @@ int main(int argc, char **argv)
 
     /* Modules loaded for -M and the config test log through the core:
      * only what matters reaches the terminal. */
-    cr_log_max_level = CR_LOG_WARN;
+    cr_error_log_set_level(CR_LOG_WARN);
     rc = cr_ctl_parse(argc, argv, &ctl, &a);
     if (rc == 0) {
         ctl.exe_dir = cr_loader_exe_dir();

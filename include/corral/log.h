@@ -3,6 +3,8 @@
 #ifndef CORRAL_LOG_H
 #define CORRAL_LOG_H
 
+#include <stdbool.h>
+
 typedef enum cr_log_level {
     CR_LOG_EMERG = 0,
     CR_LOG_ALERT,
@@ -14,7 +16,9 @@ typedef enum cr_log_level {
     CR_LOG_DEBUG,
 } cr_log_level;
 
-extern int cr_log_max_level;
+/* True when messages of this level reach the log (the configured level or
+ * a more severe one). */
+bool cr_log_enabled(cr_log_level level);
 
 void cr_log_write(cr_log_level level, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -22,14 +26,14 @@ void cr_log_write(cr_log_level level, int errnum, const char *fmt, ...)
 /* Logs fmt at level; cheap when the level is filtered out. */
 #define cr_log(level, ...)                                                                         \
     do {                                                                                           \
-        if ((int)(level) <= cr_log_max_level)                                                      \
+        if (cr_log_enabled(level))                                                                 \
             cr_log_write((level), 0, __VA_ARGS__);                                                 \
     } while (0)
 
 /* Logs fmt followed by ": " and strerror(errnum). */
 #define cr_log_errno(level, errnum, ...)                                                           \
     do {                                                                                           \
-        if ((int)(level) <= cr_log_max_level)                                                      \
+        if (cr_log_enabled(level))                                                                 \
             cr_log_write((level), (errnum), __VA_ARGS__);                                          \
     } while (0)
 

@@ -13,7 +13,7 @@
 #include "corral/types.h"
 
 #define CR_MODULE_MAGIC 0x43524d44u /* "CRMD" */
-#define CR_MODULE_ABI   3u          /* bumped on any incompatible change */
+#define CR_MODULE_ABI   4u          /* bumped on any incompatible change */
 
 /* The handler never blocks (no disk or network waits beyond what the core
  * does): an event MPM may run it inline on its event thread. */

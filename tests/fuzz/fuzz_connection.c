@@ -46,8 +46,8 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The core's one server object (core/main.c is not linked in). */
-cr_server cr_the_server;
+/* The server object main would hold (core/main.c is not linked in). */
+static cr_server cr_fz_server;
 
 /* ThreadSanitizer, in its build: the event loop batches its epoll changes
  * (EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST), so the removal of a connection
@@ -270,7 +270,7 @@ static const char *cr_fz_module_root(void)
 
 static void cr_fz_load(void)
 {
-    cr_server *srv = &cr_the_server;
+    cr_server *srv = &cr_fz_server;
     cr_config *cfg = &cr_fz.gen.cfg;
     char conf[256], err[1024];
     /* CR_FUZZ_VERBOSE=1: the server's log on stderr, every message. */
@@ -283,6 +283,7 @@ static void cr_fz_load(void)
         CR_FZ_DIE("cannot load the config: %s", err);
     cr_fz.gen.number = 1;
     srv->gen = &cr_fz.gen;
+    cr_status_init(srv);
     srv->single_process = true;
     srv->foreground = true;
     if (cr_error_log_open(cfg->log.error, cfg->log.level) != 0)
@@ -297,7 +298,7 @@ static void cr_fz_load(void)
 
 static void cr_fz_scoreboard(void)
 {
-    cr_server *srv = &cr_the_server;
+    cr_server *srv = &cr_fz_server;
     uint32_t threads = (uint32_t)cr_fz.gen.policy.threads_per_child;
 
     if (cr_scoreboard_create(&srv->sb, cr_fz.gen.cfg.scoreboard, CR_FZ_SLOTS, threads,
@@ -796,7 +797,7 @@ static int cr_fz_rm(const char *path, const struct stat *st, int flag, struct FT
  * setup made. */
 static void cr_fz_teardown(void)
 {
-    cr_server *srv = &cr_the_server;
+    cr_server *srv = &cr_fz_server;
     uint64_t one = 1;
     struct timespec until;
     int err;
@@ -849,7 +850,7 @@ static void cr_fz_start_event_child(void)
     for (size_t i = 0; i < nsig; i++)
         if (sigaction(cr_fz_stop_signals[i], NULL, &saved[i]) != 0)
             CR_FZ_DIE("sigaction: %s", strerror(errno));
-    err = pthread_create(&cr_fz.event_thread, NULL, cr_fz_event_main, &cr_the_server);
+    err = pthread_create(&cr_fz.event_thread, NULL, cr_fz_event_main, &cr_fz_server);
     if (err != 0)
         CR_FZ_DIE("pthread_create: %s", strerror(err));
     /* Served once the child is up: its signal handlers are in place then. */
@@ -873,7 +874,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     cr_fz_load();
     cr_fz_scoreboard();
     cr_fz.blocking = (cr_child){
-        .srv = &cr_the_server, .gen = &cr_fz.gen, .slot = CR_FZ_BLOCKING_SLOT, .epfd = -1};
+        .srv = &cr_fz_server, .gen = &cr_fz.gen, .slot = CR_FZ_BLOCKING_SLOT, .epfd = -1};
     if (pthread_sigmask(SIG_BLOCK, NULL, &cr_fz.blocking.wait_mask) != 0)
         CR_FZ_DIE("pthread_sigmask: %s", strerror(errno));
     cr_fz_start_event_child();
