@@ -116,11 +116,14 @@ static int cr_child_signals(cr_child *child)
 {
     struct sigaction sa;
     sigset_t stop;
+    int stop_fds[CR_WAIT_KINDS];
 
     cr_stop_now_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     cr_stop_graceful_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (cr_stop_now_fd < 0 || cr_stop_graceful_fd < 0)
         return -1;
+    stop_fds[CR_WAIT_BUSY] = cr_stop_now_fd;
+    stop_fds[CR_WAIT_IDLE] = cr_stop_graceful_fd;
     memset(&sa, 0, sizeof(sa));
     sigemptyset(&sa.sa_mask);
     /* No SA_RESTART: a stop must interrupt the wait it arrives in. */
@@ -152,6 +155,7 @@ static int cr_child_signals(cr_child *child)
     for (int sig = 1; sig < NSIG; sig++)
         if (sigismember(&stop, sig) == 1)
             sigdelset(&child->wait_mask, sig);
+    cr_wait_thread_init(&child->waiter, stop_fds, &child->wait_mask);
     return 0;
 }
 
@@ -177,33 +181,14 @@ static int cr_child_listen(cr_child *child)
     return 0;
 }
 
+_Static_assert(CR_CHILD_POLL_MAX <= CR_WAIT_POLL_MAX, "cr_child_poll waits through the io layer");
+
 int cr_child_poll(cr_child *child, struct pollfd *fds, int nfds, int timeout_ms, cr_wait_kind kind)
 {
-    struct pollfd p[CR_CHILD_POLL_MAX + 1];
-    struct timespec ts, *tsp = NULL;
-    int n;
+    struct timespec ts = {.tv_sec = timeout_ms / 1000,
+                          .tv_nsec = (long)(timeout_ms % 1000) * CR_WAIT_NS_PER_MS};
 
-    if (nfds > CR_CHILD_POLL_MAX) {
-        errno = EINVAL;
-        return CR_ERROR;
-    }
-    if (cr_stop_now || (kind == CR_WAIT_IDLE && cr_stop_graceful))
-        return CR_AGAIN;
-    memcpy(p, fds, sizeof(*p) * (size_t)nfds);
-    p[nfds] = (struct pollfd){.fd = cr_child_stop_fd(child, kind), .events = POLLIN};
-    if (timeout_ms >= 0) {
-        ts.tv_sec = timeout_ms / 1000;
-        ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
-        tsp = &ts;
-    }
-    n = ppoll(p, (nfds_t)nfds + 1, tsp, &child->wait_mask);
-    if (n < 0)
-        return errno == EINTR ? CR_AGAIN : CR_ERROR;
-    for (int i = 0; i < nfds; i++)
-        fds[i].revents = p[i].revents;
-    if (p[nfds].revents)
-        return CR_AGAIN;
-    return n > 0 ? 1 : 0;
+    return cr_wait_thread_poll(&child->waiter, fds, nfds, timeout_ms >= 0 ? &ts : NULL, kind);
 }
 
 int cr_child_wait(cr_child *child, int fd, short events, int timeout_ms, cr_wait_kind kind)

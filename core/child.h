@@ -10,14 +10,16 @@
 #include <stdint.h>
 
 #include "corral/mpm.h"
+#include "io/wait.h"
 #include "server.h"
 
 struct cr_child {
     cr_server *srv;
     cr_generation *gen;
-    int slot;           /* process slot in the scoreboard */
-    int epfd;           /* the listeners and the stop descriptors, for cr_child_accept */
-    sigset_t wait_mask; /* the mask while waiting: stop signals let through */
+    int slot;              /* process slot in the scoreboard */
+    int epfd;              /* the listeners and the stop descriptors, for cr_child_accept */
+    sigset_t wait_mask;    /* the mask while waiting: stop signals let through */
+    cr_wait_thread waiter; /* every thread's wait: the stop eventfds and wait_mask */
     atomic_ulong requests;
     long long drain_until; /* cr_child_accept_pending takes connections until then (ms) */
 };

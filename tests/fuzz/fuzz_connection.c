@@ -863,6 +863,17 @@ static void cr_fz_start_event_child(void)
             CR_FZ_DIE("sigaction: %s", strerror(errno));
 }
 
+/* The blocking child waits like the event child, on the process's stop
+ * descriptors (made by the event child's setup). */
+static void cr_fz_blocking_waiter(void)
+{
+    int stop_fds[CR_WAIT_KINDS];
+
+    stop_fds[CR_WAIT_BUSY] = cr_child_stop_fd(&cr_fz.blocking, CR_WAIT_BUSY);
+    stop_fds[CR_WAIT_IDLE] = cr_child_stop_fd(&cr_fz.blocking, CR_WAIT_IDLE);
+    cr_wait_thread_init(&cr_fz.blocking.waiter, stop_fds, &cr_fz.blocking.wait_mask);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -878,6 +889,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (pthread_sigmask(SIG_BLOCK, NULL, &cr_fz.blocking.wait_mask) != 0)
         CR_FZ_DIE("pthread_sigmask: %s", strerror(errno));
     cr_fz_start_event_child();
+    cr_fz_blocking_waiter();
     cr_fz.ready = true;
     atexit(cr_fz_teardown);
     return 0;
