@@ -22,6 +22,7 @@
 
 #include "child.h"
 #include "corral/log.h"
+#include "corral/work_queue.h"
 #include "http_conn.h"
 
 #define CR_ACCEPT_BATCH       64
@@ -49,7 +50,7 @@ typedef struct cr_econn {
     struct event ev;
     struct cr_evloop *loop;
     cr_conn *c;            /* while a request is in progress */
-    struct cr_econn *next; /* pool queue or done list */
+    struct cr_econn *next; /* done list */
     struct cr_econn *prev_all, *next_all;
     union {
         struct sockaddr sa;
@@ -91,12 +92,10 @@ typedef struct cr_evloop {
     /* The pool. */
     int nthreads;
     pthread_t *threads;
-    pthread_mutex_t lock;
-    pthread_cond_t work;
-    cr_econn *queue_head, *queue_tail;
-    int queued, queue_limit;
-    cr_econn *done; /* handed back, newest first */
-    bool pool_stop;
+    cr_work_queue *pool_queue; /* requests waiting for a pool thread */
+    int queue_limit;           /* its capacity: past it, 503s */
+    pthread_mutex_t lock;      /* guards done */
+    cr_econn *done;            /* handed back, newest first */
 } cr_evloop;
 
 static void cr_ev_on_conn_event(evutil_socket_t fd, short what, void *arg);
@@ -412,24 +411,12 @@ static void cr_ev_error(cr_econn *e, int status)
 static void cr_ev_queue(cr_econn *e)
 {
     cr_evloop *l = e->loop;
-    bool full;
 
-    pthread_mutex_lock(&l->lock);
-    full = l->queued >= l->queue_limit;
-    if (!full) {
-        e->next = NULL;
-        if (l->queue_tail != NULL)
-            l->queue_tail->next = e;
-        else
-            l->queue_head = e;
-        l->queue_tail = e;
-        l->queued++;
-        pthread_cond_signal(&l->work);
-    }
-    pthread_mutex_unlock(&l->lock);
-    if (full) {
+    /* The pool is stopped only once the loop is done: a refusal is a full
+     * queue. */
+    if (cr_work_queue_push(l->pool_queue, e) != CR_OK) {
         cr_log(CR_LOG_WARN, "all %d handler threads busy and %d requests queued; answering 503",
-               l->nthreads, l->queued);
+               l->nthreads, l->queue_limit);
         cr_ev_error(e, 503);
         return;
     }
@@ -437,22 +424,12 @@ static void cr_ev_queue(cr_econn *e)
     event_del(&e->ev);
 }
 
+/* The next request for a pool thread, or NULL once the pool stops. */
 static cr_econn *cr_ev_pool_take(cr_evloop *l)
 {
-    cr_econn *e;
+    void *e;
 
-    pthread_mutex_lock(&l->lock);
-    while (l->queue_head == NULL && !l->pool_stop)
-        pthread_cond_wait(&l->work, &l->lock);
-    e = l->queue_head;
-    if (e != NULL) {
-        l->queue_head = e->next;
-        if (l->queue_head == NULL)
-            l->queue_tail = NULL;
-        l->queued--;
-    }
-    pthread_mutex_unlock(&l->lock);
-    return e;
+    return cr_work_queue_pop(l->pool_queue, &e) == CR_OK ? e : NULL;
 }
 
 static void cr_ev_pool_give_back(cr_evloop *l, cr_econn *e)
@@ -1230,10 +1207,7 @@ static int cr_ev_start_pool(cr_evloop *l)
 
 static void cr_ev_stop_pool(cr_evloop *l)
 {
-    pthread_mutex_lock(&l->lock);
-    l->pool_stop = true;
-    pthread_cond_broadcast(&l->work);
-    pthread_mutex_unlock(&l->lock);
+    cr_work_queue_stop(l->pool_queue);
     for (int i = 0; i < l->nthreads; i++)
         pthread_join(l->threads[i], NULL);
     free(l->threads);
@@ -1322,8 +1296,8 @@ static void cr_ev_cleanup(cr_evloop *l)
         event_free(l->resume_ev);
     if (l->base)
         event_base_free(l->base);
+    cr_work_queue_free(l->pool_queue);
     pthread_mutex_destroy(&l->lock);
-    pthread_cond_destroy(&l->work);
 }
 
 int cr_child_serve_events(cr_child *child, const cr_event_options *opt)
@@ -1336,7 +1310,10 @@ int cr_child_serve_events(cr_child *child, const cr_event_options *opt)
     int status = 1;
 
     pthread_mutex_init(&l.lock, NULL);
-    pthread_cond_init(&l.work, NULL);
+    /* Logs its own failure. */
+    l.pool_queue = cr_work_queue_new(l.queue_limit);
+    if (l.pool_queue == NULL)
+        goto done;
     /* Before the base exists, or its locks are no-ops: event_active from the
      * pool threads needs them. */
     if (evthread_use_pthreads() != 0 || (l.base = cr_ev_new_base()) == NULL) {

@@ -46,7 +46,7 @@ expected=(
     lib/pkgconfig/corral.pc etc/corral.conf etc/mime.types
     share/man/man8/corral.8 share/man/man5/corral.conf.5 share/man/man1/corral-mod.1
     share/man/man8/corralctl.8 lib/systemd/system/corral.service etc/logrotate.d/corral
-    include/corral/status.h
+    include/corral/status.h include/corral/work_queue.h
     share/corral/www/index.html
 )
 

@@ -9,6 +9,7 @@
 #include "corral/module.h"
 #include "corral/mpm.h"
 #include "corral/status.h"
+#include "corral/work_queue.h"
 
 #define CR_VERSION "0.1.0"
 

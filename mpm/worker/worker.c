@@ -118,17 +118,15 @@ typedef struct cr_handler {
 
 struct cr_worker {
     cr_child *child;
-    pthread_mutex_t lock;
-    pthread_cond_t work;   /* handlers wait here for a connection */
+    /* Accepted connections not yet picked up. Never more than the idle
+     * handlers, so it holds at most `nthreads`; stopped when no more come,
+     * and idle handlers exit. */
+    cr_work_queue *handoff;
+    pthread_mutex_t lock;  /* guards the fields below */
     int wake_fd;           /* eventfd: a handler turned idle or exited */
     bool listener_waiting; /* the listener sleeps on wake_fd */
-    bool stop;             /* no more connections come: idle handlers exit */
     int idle;              /* handlers waiting for a connection, less those already handed one */
     int running;           /* handler threads started and not yet finished */
-    int *queue;            /* ring of accepted connections not yet picked up; never more than
-                              the idle handlers, so it holds at most `nthreads` */
-    int head;
-    int count;
     int nthreads;
     cr_handler *handlers;
 };
@@ -150,30 +148,31 @@ static void cr_worker_wake_listener(cr_worker *w)
  * and no connection is left for this thread. */
 static int cr_worker_take(cr_worker *w)
 {
-    int fd = -1;
+    void *item;
 
     pthread_mutex_lock(&w->lock);
     w->idle++;
     cr_worker_wake_listener(w);
-    while (w->count == 0 && !w->stop)
-        pthread_cond_wait(&w->work, &w->lock);
-    if (w->count > 0) {
-        fd = w->queue[w->head];
-        w->head = (w->head + 1) % w->nthreads;
-        w->count--;
-    }
     pthread_mutex_unlock(&w->lock);
-    return fd;
+    if (cr_work_queue_pop(w->handoff, &item) != CR_OK)
+        return -1;
+    return (int)(intptr_t)item;
 }
 
+/* The listener accepted only once a handler was idle, and each idle
+ * handler takes one connection, so the queue has room: a refusal means a
+ * stop, and the connection is closed unanswered. */
 static void cr_worker_hand_over(cr_worker *w, int fd)
 {
     pthread_mutex_lock(&w->lock);
-    w->queue[(w->head + w->count) % w->nthreads] = fd;
-    w->count++;
     w->idle--;
-    pthread_cond_signal(&w->work);
     pthread_mutex_unlock(&w->lock);
+    /* The descriptor travels in the pointer: no allocation per connection. */
+    if (cr_work_queue_push(w->handoff, (void *)(intptr_t)fd) == CR_OK)
+        return;
+    cr_log(CR_LOG_ERROR, "no handler thread takes an accepted connection; closing it");
+    if (close(fd) != 0)
+        cr_log_errno(CR_LOG_WARN, errno, "close of an accepted connection");
 }
 
 static void *cr_worker_handler(void *arg)
@@ -269,10 +268,7 @@ static void cr_worker_drain(cr_worker *w)
 /* Idle handlers exit at once; busy ones when their connection ends. */
 static void cr_worker_stop(cr_worker *w)
 {
-    pthread_mutex_lock(&w->lock);
-    w->stop = true;
-    pthread_cond_broadcast(&w->work);
-    pthread_mutex_unlock(&w->lock);
+    cr_work_queue_stop(w->handoff);
 }
 
 /* Waits, in a poll so that an immediate stop arriving meanwhile is seen,
@@ -322,23 +318,25 @@ static void cr_worker_free(cr_worker *w)
 {
     if (w->wake_fd >= 0 && close(w->wake_fd) != 0)
         cr_log_errno(CR_LOG_WARN, errno, "close of the listener's eventfd");
-    pthread_cond_destroy(&w->work);
+    cr_work_queue_free(w->handoff);
     pthread_mutex_destroy(&w->lock);
-    free(w->queue);
     free(w->handlers);
 }
 
 static int cr_worker_init(cr_worker *w, cr_child *child)
 {
-    *w = (cr_worker){.child = child,
-                     .lock = PTHREAD_MUTEX_INITIALIZER,
-                     .work = PTHREAD_COND_INITIALIZER,
-                     .nthreads = cr_child_threads(child)};
+    *w = (cr_worker){
+        .child = child, .lock = PTHREAD_MUTEX_INITIALIZER, .nthreads = cr_child_threads(child)};
     w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    w->queue = calloc((size_t)w->nthreads, sizeof(*w->queue));
     w->handlers = calloc((size_t)w->nthreads, sizeof(*w->handlers));
-    if (w->wake_fd < 0 || w->queue == NULL || w->handlers == NULL) {
+    if (w->wake_fd < 0 || w->handlers == NULL) {
         cr_log_errno(CR_LOG_CRIT, errno, "worker setup");
+        cr_worker_free(w);
+        return -1;
+    }
+    /* Logs its own failure. */
+    w->handoff = cr_work_queue_new(w->nthreads);
+    if (w->handoff == NULL) {
         cr_worker_free(w);
         return -1;
     }
