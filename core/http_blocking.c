@@ -33,11 +33,7 @@ static void cr_blocking_wake(cr_conn *c)
 
 static int cr_blocking_send(cr_conn *c, struct iovec *iov, int n)
 {
-    if (c->send_failed || cr_conn_send_all(c, iov, n, false) != 0) {
-        c->send_failed = true;
-        return CR_ERROR;
-    }
-    return CR_OK;
+    return cr_conn_send_all(c, iov, n, false) == 0 ? CR_OK : CR_ERROR;
 }
 
 /* Timers need no arming: the suspended wait below watches their due times. */

@@ -653,28 +653,19 @@ static int cr_ev_send(cr_conn *c, struct iovec *iov, int n)
     size_t total = 0, queued = c->pending_len - c->pending_off;
     ssize_t sent = 0;
 
-    if (c->send_failed)
-        return CR_ERROR;
-    if (!pthread_equal(pthread_self(), e->loop->event_thread)) {
-        if (cr_conn_send_all(c, iov, n, false) == 0)
-            return CR_OK;
-        c->send_failed = true;
-        return CR_ERROR;
-    }
+    if (!pthread_equal(pthread_self(), e->loop->event_thread))
+        return cr_conn_send_all(c, iov, n, false) == 0 ? CR_OK : CR_ERROR;
     if (queued > CR_RESPONSE_QUEUE_MAX) {
         cr_log(CR_LOG_INFO, "%s does not read its streamed response (%zu bytes queued); closing",
                c->remote_addr, queued);
-        c->send_failed = true;
         return CR_ERROR;
     }
     if (queued == 0) {
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
 
         sent = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
-        if (sent < 0 && errno != EAGAIN && errno != EINTR) {
-            c->send_failed = true;
+        if (sent < 0 && errno != EAGAIN && errno != EINTR)
             return CR_ERROR;
-        }
         if (sent < 0)
             sent = 0;
     }
@@ -682,10 +673,8 @@ static int cr_ev_send(cr_conn *c, struct iovec *iov, int n)
         total += iov[k].iov_len;
     if ((size_t)sent == total)
         return CR_OK;
-    if (cr_ev_queue_output(c, iov, n, (size_t)sent, total) != CR_OK) {
-        c->send_failed = true;
+    if (cr_ev_queue_output(c, iov, n, (size_t)sent, total) != CR_OK)
         return CR_ERROR;
-    }
     /* Only when the queue was empty: re-arming at every flush would
      * restart the write timeout of a client that reads nothing. */
     if (e->state == CR_ES_SUSPENDED && queued == 0)

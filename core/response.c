@@ -333,8 +333,10 @@ int cr_response_flush(cr_request *r)
     struct iovec iov[1 + CR_RESPONSE_MAX_IOV + CR_RESPONSE_FRAMING_IOV];
     int n = 0;
 
-    /* A file is sent whole, after the body: nothing to stream. */
-    if (resp->file_fd >= 0)
+    /* A file is sent whole, after the body: nothing to stream. Once a
+     * send failed the rest of the response is never sent (the drivers
+     * close instead), so later flushes fail at once. */
+    if (resp->file_fd >= 0 || c->send_failed)
         return CR_ERROR;
     if (!resp->streaming && cr_response_start_stream(c, &iov[n++]) != CR_OK)
         return CR_ERROR;
@@ -345,7 +347,10 @@ int cr_response_flush(cr_request *r)
     cr_response_body_sent(resp);
     if (n == 0)
         return CR_OK;
-    return c->driver->send(c, iov, n);
+    if (c->driver->send(c, iov, n) == CR_OK)
+        return CR_OK;
+    c->send_failed = true;
+    return CR_ERROR;
 }
 
 size_t cr_response_queued(const cr_request *r)
